@@ -1,0 +1,397 @@
+/*
+ * Per-worker connection to leveed. Nothing here runs on a request's path:
+ * the connection is driven by its own read/write events and a reconnect timer.
+ */
+
+#include "ngx_levee_link.h"
+#include "ngx_http_levee_module.h"
+
+#include "backoff.h"
+#include "frame_codec.hpp"
+
+#include <sys/un.h>
+
+#include <vector>
+
+
+typedef enum {
+    NGX_LEVEE_LINK_IDLE = 0,      /* waiting for the reconnect timer */
+    NGX_LEVEE_LINK_CONNECTING,
+    NGX_LEVEE_LINK_HELLO_SENT,
+    NGX_LEVEE_LINK_READY
+} ngx_levee_link_state_e;
+
+
+typedef struct {
+    ngx_log_t                 *log;
+    ngx_peer_connection_t      peer;
+    struct sockaddr_un         sockaddr;
+    ngx_str_t                  name;
+    u_char                     name_buf[sizeof("unix:") + LEVEE_SIDECAR_PATH_MAX];
+    ngx_event_t                reconnect;
+    levee_backoff_t            backoff;
+    ngx_levee_link_state_e     state;
+    uint64_t                   next_request_id;
+    std::vector<uint8_t>      *in;
+    std::vector<uint8_t>      *out;
+    size_t                     out_sent;
+} ngx_levee_link_t;
+
+
+static void ngx_levee_link_connect(ngx_event_t *ev);
+static void ngx_levee_link_close(ngx_levee_link_t *link, ngx_uint_t reconnect);
+static void ngx_levee_link_read_handler(ngx_event_t *ev);
+static void ngx_levee_link_write_handler(ngx_event_t *ev);
+static ngx_int_t ngx_levee_link_flush(ngx_levee_link_t *link);
+static ngx_int_t ngx_levee_link_send_hello(ngx_levee_link_t *link);
+static ngx_int_t ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame);
+
+
+/* One link per worker process. */
+static ngx_levee_link_t  ngx_levee_link;
+
+/* Kept outside ngx_levee_link, which is reset with ngx_memzero(). */
+static std::vector<uint8_t>  ngx_levee_link_in;
+static std::vector<uint8_t>  ngx_levee_link_out;
+
+
+ngx_int_t
+ngx_levee_link_start(ngx_cycle_t *cycle, const char *socket_path)
+{
+    ngx_levee_link_t  *link = &ngx_levee_link;
+    size_t             len;
+
+    ngx_memzero(link, sizeof(ngx_levee_link_t));
+
+    link->log = cycle->log;
+
+    len = ngx_strlen(socket_path);
+    link->sockaddr.sun_family = AF_UNIX;
+    ngx_memcpy(link->sockaddr.sun_path, socket_path, len + 1);
+
+    link->name.data = link->name_buf;
+    link->name.len = ngx_sprintf(link->name_buf, "unix:%s", socket_path) - link->name_buf;
+
+    link->in = &ngx_levee_link_in;
+    link->out = &ngx_levee_link_out;
+
+    levee_backoff_init(&link->backoff, NGX_LEVEE_RECONNECT_MIN_MS,
+                       NGX_LEVEE_RECONNECT_MAX_MS,
+                       ((uint64_t) ngx_pid << 32) ^ (uint64_t) ngx_time());
+
+    link->reconnect.handler = ngx_levee_link_connect;
+    link->reconnect.data = link;
+    link->reconnect.log = cycle->log;
+    /* an idle reconnect timer must not hold up a graceful shutdown */
+    link->reconnect.cancelable = 1;
+
+    ngx_levee_link_connect(&link->reconnect);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_levee_link_stop(void)
+{
+    ngx_levee_link_t  *link = &ngx_levee_link;
+
+    if (link->log == NULL) {
+        return;
+    }
+
+    if (link->reconnect.timer_set) {
+        ngx_del_timer(&link->reconnect);
+    }
+
+    ngx_levee_link_close(link, 0);
+
+    link->in->clear();
+    link->out->clear();
+    link->log = NULL;
+}
+
+
+ngx_flag_t
+ngx_levee_link_ready(void)
+{
+    return ngx_levee_link.state == NGX_LEVEE_LINK_READY;
+}
+
+
+static void
+ngx_levee_link_schedule(ngx_levee_link_t *link)
+{
+    ngx_msec_t  delay;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    delay = levee_backoff_next(&link->backoff);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, link->log, 0,
+                   "levee: reconnecting to sidecar in %M ms", delay);
+
+    link->state = NGX_LEVEE_LINK_IDLE;
+    ngx_add_timer(&link->reconnect, delay);
+}
+
+
+static void
+ngx_levee_link_connect(ngx_event_t *ev)
+{
+    ngx_levee_link_t  *link = (ngx_levee_link_t *) ev->data;
+    ngx_connection_t  *c;
+    ngx_int_t          rc;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_memzero(&link->peer, sizeof(ngx_peer_connection_t));
+    link->peer.sockaddr = (struct sockaddr *) &link->sockaddr;
+    link->peer.socklen = sizeof(struct sockaddr_un);
+    link->peer.name = &link->name;
+    link->peer.get = ngx_event_get_peer;
+    link->peer.log = link->log;
+    link->peer.log_error = NGX_ERROR_ERR;
+
+    rc = ngx_event_connect_peer(&link->peer);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        /* ngx_event_connect_peer() has logged why */
+        if (link->peer.connection) {
+            ngx_close_connection(link->peer.connection);
+            link->peer.connection = NULL;
+        }
+        ngx_levee_link_schedule(link);
+        return;
+    }
+
+    c = link->peer.connection;
+    c->data = link;
+    c->read->handler = ngx_levee_link_read_handler;
+    c->write->handler = ngx_levee_link_write_handler;
+    /* lets ngx_close_idle_connections() end the link on graceful shutdown */
+    c->idle = 1;
+
+    link->in->clear();
+    link->out->clear();
+    link->out_sent = 0;
+    link->state = NGX_LEVEE_LINK_CONNECTING;
+
+    if (ngx_levee_link_send_hello(link) != NGX_OK) {
+        ngx_levee_link_close(link, 1);
+        return;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_levee_link_write_handler(c->write);
+    }
+    /* NGX_AGAIN: the write event fires once the connection is established */
+}
+
+
+static void
+ngx_levee_link_close(ngx_levee_link_t *link, ngx_uint_t reconnect)
+{
+    if (link->peer.connection) {
+        ngx_close_connection(link->peer.connection);
+        link->peer.connection = NULL;
+    }
+
+    link->state = NGX_LEVEE_LINK_IDLE;
+
+    if (reconnect) {
+        ngx_levee_link_schedule(link);
+    }
+}
+
+
+static ngx_int_t
+ngx_levee_link_send_hello(ngx_levee_link_t *link)
+{
+    Levee__Frame  frame = LEVEE__FRAME__INIT;
+    Levee__Hello  hello = LEVEE__HELLO__INIT;
+
+    hello.protocol_version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+    hello.client = (char *) "ngx_http_levee_module/" NGX_HTTP_LEVEE_VERSION;
+    hello.pid = (uint32_t) ngx_pid;
+    hello.worker = (uint32_t) ngx_worker;
+
+    frame.request_id = ++link->next_request_id;
+    frame.body_case = LEVEE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+
+    if (!levee::encode_frame(frame, *link->out)) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_levee_link_flush(ngx_levee_link_t *link)
+{
+    ngx_connection_t  *c = link->peer.connection;
+    ssize_t            n;
+
+    while (link->out_sent < link->out->size()) {
+        n = c->send(c, link->out->data() + link->out_sent,
+                    link->out->size() - link->out_sent);
+
+        if (n == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            return NGX_ERROR;
+        }
+
+        link->out_sent += n;
+    }
+
+    link->out->clear();
+    link->out_sent = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_levee_link_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t  *c = (ngx_connection_t *) wev->data;
+    ngx_levee_link_t  *link = (ngx_levee_link_t *) c->data;
+    ngx_int_t          rc;
+
+    if (link->state == NGX_LEVEE_LINK_CONNECTING) {
+        link->state = NGX_LEVEE_LINK_HELLO_SENT;
+    }
+
+    rc = ngx_levee_link_flush(link);
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, link->log, ngx_socket_errno,
+                      "levee: sending to sidecar %V failed", &link->name);
+        ngx_levee_link_close(link, 1);
+        return;
+    }
+
+    if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+        ngx_levee_link_close(link, 1);
+        return;
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_levee_link_close(link, 1);
+    }
+}
+
+
+static void
+ngx_levee_link_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t   *c = (ngx_connection_t *) rev->data;
+    ngx_levee_link_t   *link = (ngx_levee_link_t *) c->data;
+    u_char              buf[16384];
+    ssize_t             n;
+    size_t              off;
+
+    if (c->close) {
+        /* graceful shutdown of the worker */
+        ngx_levee_link_close(link, 0);
+        return;
+    }
+
+    for ( ;; ) {
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_log_error(NGX_LOG_WARN, link->log, 0,
+                          "levee: sidecar %V closed the connection", &link->name);
+            ngx_levee_link_close(link, 1);
+            return;
+        }
+
+        link->in->insert(link->in->end(), buf, buf + n);
+    }
+
+    off = 0;
+    while (off < link->in->size()) {
+        levee::DecodeResult r = levee::decode_frame(link->in->data() + off,
+                                                    link->in->size() - off,
+                                                    levee::kDefaultMaxFrameBytes);
+        if (r.status == levee::DecodeStatus::kNeedMore) {
+            break;
+        }
+
+        if (r.status != levee::DecodeStatus::kFrame) {
+            ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                          "levee: %s frame from sidecar %V, reconnecting",
+                          levee::decode_status_name(r.status), &link->name);
+            ngx_levee_link_close(link, 1);
+            return;
+        }
+
+        off += r.consumed;
+
+        if (ngx_levee_link_on_frame(link, r.frame.get()) != NGX_OK) {
+            return;
+        }
+    }
+
+    link->in->erase(link->in->begin(), link->in->begin() + off);
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_levee_link_close(link, 1);
+    }
+}
+
+
+/* Returns NGX_OK to keep reading, anything else once the link was closed. */
+static ngx_int_t
+ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
+{
+    Levee__HelloReply  *reply;
+
+    switch (frame->body_case) {
+
+    case LEVEE__FRAME__BODY_HELLO_REPLY:
+        reply = frame->hello_reply;
+
+        if (!reply->accepted) {
+            ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                          "levee: sidecar %V refused hello (protocol %d): %s",
+                          &link->name,
+                          (int) LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT,
+                          reply->reason);
+            /* retrying soon will not help: wait the longest backoff */
+            link->backoff.attempt = 64;
+            ngx_levee_link_close(link, 1);
+            return NGX_ERROR;
+        }
+
+        link->state = NGX_LEVEE_LINK_READY;
+        levee_backoff_reset(&link->backoff);
+
+        ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
+                      "levee: connected to sidecar %V (%s, protocol %ui)",
+                      &link->name, reply->server,
+                      (ngx_uint_t) reply->protocol_version);
+        return NGX_OK;
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                      "levee: unexpected frame %d from sidecar %V, reconnecting",
+                      (int) frame->body_case, &link->name);
+        ngx_levee_link_close(link, 1);
+        return NGX_ERROR;
+    }
+}

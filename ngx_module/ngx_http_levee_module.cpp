@@ -1,0 +1,132 @@
+/*
+ * ngx_http_levee_module: distributed rate limits, sticky hashing and
+ * heartbeat absorption at the edge. This file holds the directive table and
+ * the module's life cycle; each capability lives in its own folder.
+ */
+
+#include "ngx_http_levee_module.h"
+#include "ngx_levee_link.h"
+
+
+static void *ngx_http_levee_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_levee_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_levee_init_process(ngx_cycle_t *cycle);
+static void ngx_http_levee_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_levee_commands[] = {
+
+    { ngx_string("levee_sidecar"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_levee_sidecar,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_levee_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_levee_create_main_conf,       /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+extern "C" {
+
+ngx_module_t  ngx_http_levee_module = {
+    NGX_MODULE_V1,
+    &ngx_http_levee_module_ctx,            /* module context */
+    ngx_http_levee_commands,               /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_levee_init_process,           /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_levee_exit_process,           /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+}
+
+
+static void *
+ngx_http_levee_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_levee_main_conf_t  *lmcf;
+
+    lmcf = (ngx_http_levee_main_conf_t *) ngx_pcalloc(cf->pool, sizeof(ngx_http_levee_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    return lmcf;
+}
+
+
+/* levee_sidecar unix:/path/to/leveed.sock; */
+static char *
+ngx_http_levee_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_levee_main_conf_t *lmcf = (ngx_http_levee_main_conf_t *) conf;
+
+    ngx_str_t   *value;
+    const char  *err;
+
+    if (lmcf->sidecar_set) {
+        return (char *) "is duplicate";
+    }
+
+    value = (ngx_str_t *) cf->args->elts;
+
+    err = levee_sidecar_url_parse((const char *) value[1].data, value[1].len,
+                                  (char *) lmcf->sidecar_path);
+    if (err != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid levee_sidecar address \"%V\": %s",
+                           &value[1], err);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    lmcf->sidecar_set = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_levee_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_levee_main_conf_t  *lmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) {
+        return NGX_OK;
+    }
+
+    lmcf = (ngx_http_levee_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(cycle, ngx_http_levee_module);
+    if (lmcf == NULL || !lmcf->sidecar_set) {
+        return NGX_OK;
+    }
+
+    return ngx_levee_link_start(cycle, (const char *) lmcf->sidecar_path);
+}
+
+
+static void
+ngx_http_levee_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_levee_link_stop();
+}
