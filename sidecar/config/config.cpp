@@ -1,0 +1,215 @@
+#include "config.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include <sys/un.h>
+
+namespace levee {
+namespace {
+
+std::string trim(const std::string &s) {
+    const char *ws = " \t\r";
+    const auto b = s.find_first_not_of(ws);
+    if (b == std::string::npos) {
+        return "";
+    }
+    const auto e = s.find_last_not_of(ws);
+    return s.substr(b, e - b + 1);
+}
+
+bool parse_u32(const std::string &v, std::uint32_t min, std::uint32_t max, std::uint32_t &out) {
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 10) {
+        return false;
+    }
+    const unsigned long long n = std::stoull(v);
+    if (n < min || n > max) {
+        return false;
+    }
+    out = static_cast<std::uint32_t>(n);
+    return true;
+}
+
+// Sizes accept k/m suffixes (binary), as nginx does.
+bool parse_size(const std::string &v, std::uint32_t min, std::uint32_t max, std::uint32_t &out) {
+    if (v.empty()) {
+        return false;
+    }
+    std::uint64_t mult = 1;
+    std::string digits = v;
+    const char last = static_cast<char>(std::tolower(static_cast<unsigned char>(v.back())));
+    if (last == 'k' || last == 'm') {
+        mult = last == 'k' ? 1024 : 1024 * 1024;
+        digits.pop_back();
+    }
+    std::uint32_t n;
+    if (!parse_u32(digits, 0, UINT32_MAX, n)) {
+        return false;
+    }
+    const std::uint64_t total = std::uint64_t{n} * mult;
+    if (total < min || total > max) {
+        return false;
+    }
+    out = static_cast<std::uint32_t>(total);
+    return true;
+}
+
+bool valid_host_port(const std::string &v) {
+    const auto colon = v.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+        return false;
+    }
+    std::uint32_t port;
+    return parse_u32(v.substr(colon + 1), 1, 65535, port);
+}
+
+using Setter = std::function<std::string(const std::string &value, Config &config)>;
+
+const std::map<std::string, Setter> &setters() {
+    static const std::map<std::string, Setter> table = {
+        {"socket",
+         [](const std::string &v, Config &c) -> std::string {
+             if (v.empty() || v[0] != '/') {
+                 return "socket must be an absolute path";
+             }
+             if (v.size() >= sizeof(sockaddr_un{}.sun_path)) {
+                 return "socket path is longer than 107 bytes";
+             }
+             c.socket_path = v;
+             return "";
+         }},
+        {"socket_mode",
+         [](const std::string &v, Config &c) -> std::string {
+             if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != std::string::npos) {
+                 return "socket_mode must be an octal mode such as 0660";
+             }
+             c.socket_mode = static_cast<unsigned>(std::stoul(v, nullptr, 8));
+             return "";
+         }},
+        {"socket_group", [](const std::string &v, Config &c) -> std::string { c.socket_group = v; return ""; }},
+        {"redis",
+         [](const std::string &v, Config &c) -> std::string {
+             std::stringstream ss(v);
+             std::string item;
+             while (std::getline(ss, item, ',')) {
+                 if (!valid_host_port(trim(item))) {
+                     return "invalid redis seed \"" + item + "\", expected HOST:PORT[,HOST:PORT...]";
+                 }
+             }
+             c.redis_seeds = v;
+             return "";
+         }},
+        {"mongo",
+         [](const std::string &v, Config &c) -> std::string {
+             if (v.rfind("mongodb://", 0) != 0 && v.rfind("mongodb+srv://", 0) != 0) {
+                 return "mongo must be a mongodb:// URI";
+             }
+             c.mongo_uri = v;
+             return "";
+         }},
+        {"mongo_database", [](const std::string &v, Config &c) -> std::string { c.mongo_database = v; return ""; }},
+        {"log_file", [](const std::string &v, Config &c) -> std::string { c.log_file = v; return ""; }},
+        {"log_level",
+         [](const std::string &v, Config &c) -> std::string {
+             return log::parse_level(v, c.log_level) ? "" : "log_level must be debug, info, warn or error";
+         }},
+        {"metrics_listen",
+         [](const std::string &v, Config &c) -> std::string {
+             if (!valid_host_port(v)) {
+                 return "metrics_listen must be HOST:PORT";
+             }
+             c.metrics_listen = v;
+             return "";
+         }},
+        {"pid_file", [](const std::string &v, Config &c) -> std::string { c.pid_file = v; return ""; }},
+        {"max_frame_bytes",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_size(v, 1024, 64u << 20, c.max_frame_bytes)
+                        ? ""
+                        : "max_frame_bytes must be a size between 1k and 64m";
+         }},
+        {"max_connections",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 1, 1000000, c.max_connections) ? ""
+                                                                 : "max_connections must be 1..1000000";
+         }},
+        {"drain_timeout_ms",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 0, 600000, c.drain_timeout_ms) ? "" : "drain_timeout_ms must be 0..600000";
+         }},
+    };
+    return table;
+}
+
+} // namespace
+
+std::vector<ConfigError> parse_config(const std::string &text, Config &config) {
+    std::vector<ConfigError> errors;
+    std::map<std::string, int> seen;
+    std::istringstream in(text);
+    std::string raw;
+    int line_no = 0;
+    while (std::getline(in, raw)) {
+        line_no++;
+        const auto hash = raw.find('#');
+        const std::string line = trim(hash == std::string::npos ? raw : raw.substr(0, hash));
+        if (line.empty()) {
+            continue;
+        }
+        const auto sp = line.find_first_of(" \t");
+        const std::string key = line.substr(0, sp);
+        const std::string value = sp == std::string::npos ? "" : trim(line.substr(sp));
+        const auto it = setters().find(key);
+        if (it == setters().end()) {
+            errors.push_back({line_no, "unknown setting \"" + key + "\""});
+            continue;
+        }
+        if (value.empty()) {
+            errors.push_back({line_no, "\"" + key + "\" needs a value"});
+            continue;
+        }
+        const auto dup = seen.find(key);
+        if (dup != seen.end()) {
+            errors.push_back({line_no, "\"" + key + "\" is already set on line " + std::to_string(dup->second)});
+            continue;
+        }
+        seen[key] = line_no;
+        const std::string err = it->second(value, config);
+        if (!err.empty()) {
+            errors.push_back({line_no, err});
+        }
+    }
+    return errors;
+}
+
+std::string apply_setting(const std::string &key, const std::string &value, Config &config) {
+    const auto it = setters().find(key);
+    if (it == setters().end()) {
+        return "unknown setting \"" + key + "\"";
+    }
+    return it->second(value, config);
+}
+
+std::vector<ConfigError> load_config_file(const std::string &path, Config &config) {
+    std::ifstream f(path);
+    if (!f) {
+        return {{0, "cannot read " + path + ": " + std::strerror(errno)}};
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return parse_config(ss.str(), config);
+}
+
+std::vector<ConfigError> validate_config(const Config &config) {
+    std::vector<ConfigError> errors;
+    if (config.socket_path.empty()) {
+        errors.push_back({0, "no socket path"});
+    }
+    return errors;
+}
+
+} // namespace levee

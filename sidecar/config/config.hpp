@@ -1,0 +1,50 @@
+// leveed's settings: a file of "key value" lines ('#' starts a comment),
+// overridden by command-line flags. Every problem is reported with its line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "log.hpp"
+
+namespace levee {
+
+struct Config {
+    std::string socket_path = "/run/levee/leveed.sock";
+    unsigned socket_mode = 0660;
+    std::string socket_group;          // empty: keep the process's group
+    std::string redis_seeds;           // "host:port,..." of a Redis Cluster; empty: standalone
+    std::string mongo_uri;             // empty: no database
+    std::string mongo_database = "levee";
+    std::string log_file;              // empty: stderr
+    log::Level log_level = log::Level::kInfo;
+    std::string metrics_listen;        // "127.0.0.1:9465"; empty: off
+    std::string pid_file;
+    std::uint32_t max_frame_bytes = 1u << 20;
+    std::uint32_t max_connections = 1024;
+    std::uint32_t drain_timeout_ms = 10000;
+
+    bool standalone() const { return redis_seeds.empty() && mongo_uri.empty(); }
+};
+
+struct ConfigError {
+    int line; // 0: not tied to a line
+    std::string message;
+};
+
+// Parses `text` onto `config` (keys absent from the text keep their values).
+// Returns every error found, not just the first.
+std::vector<ConfigError> parse_config(const std::string &text, Config &config);
+
+// Applies one setting, as a line of the file would; returns an error or "".
+// Command-line overrides go through here so they are checked the same way.
+std::string apply_setting(const std::string &key, const std::string &value, Config &config);
+
+// Reads and parses a file; an unreadable file is one error at line 0.
+std::vector<ConfigError> load_config_file(const std::string &path, Config &config);
+
+// Checks relations between settings, after flags were applied.
+std::vector<ConfigError> validate_config(const Config &config);
+
+} // namespace levee

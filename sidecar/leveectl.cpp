@@ -1,0 +1,181 @@
+// leveectl: talks to a running leveed over its socket, as an nginx worker
+// would. For operators checking a deployment, and for the tests.
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "frame_codec.hpp"
+
+namespace {
+
+constexpr const char *kUsage =
+    "usage: leveectl --socket PATH [--protocol-version N] COMMAND\n"
+    "  hello              say hello and print leveed's answer\n"
+    "  probe KEY VALUE    write KEY into Redis and a document into the database,\n"
+    "                     read both back through leveed, print what came back\n"
+    "exit: 0 ok, 1 refused or failed, 2 usage, 3 cannot reach leveed\n";
+
+class Client {
+  public:
+    ~Client() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+    bool connect(const std::string &path) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (path.size() >= sizeof(addr.sun_path)) {
+            error_ = "socket path too long";
+            return false;
+        }
+        std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+            error_ = "connect(" + path + "): " + std::strerror(errno);
+            return false;
+        }
+        timeval tv{30, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        return true;
+    }
+    bool send(const Levee__Frame &frame) {
+        std::vector<std::uint8_t> out;
+        if (!levee::encode_frame(frame, out)) {
+            error_ = "frame too large";
+            return false;
+        }
+        std::size_t off = 0;
+        while (off < out.size()) {
+            const ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) {
+                error_ = std::string("send: ") + std::strerror(errno);
+                return false;
+            }
+            off += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+    levee::FramePtr receive() {
+        for (;;) {
+            levee::DecodeResult r = levee::decode_frame(in_.data(), in_.size(), levee::kDefaultMaxFrameBytes);
+            if (r.status == levee::DecodeStatus::kFrame) {
+                in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(r.consumed));
+                return std::move(r.frame);
+            }
+            if (r.status != levee::DecodeStatus::kNeedMore) {
+                error_ = std::string("bad frame from leveed: ") + levee::decode_status_name(r.status);
+                return nullptr;
+            }
+            std::uint8_t buf[65536];
+            const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+            if (n <= 0) {
+                error_ = n == 0 ? "leveed closed the connection" : std::string("recv: ") + std::strerror(errno);
+                return nullptr;
+            }
+            in_.insert(in_.end(), buf, buf + n);
+        }
+    }
+    const std::string &error() const { return error_; }
+
+  private:
+    int fd_ = -1;
+    std::vector<std::uint8_t> in_;
+    std::string error_;
+};
+
+// Returns 0 when leveed accepted the hello.
+int hello(Client &client, std::uint32_t version, bool quiet) {
+    Levee__Frame frame = LEVEE__FRAME__INIT;
+    Levee__Hello h = LEVEE__HELLO__INIT;
+    h.protocol_version = version;
+    h.client = const_cast<char *>("leveectl/0.1.0");
+    h.pid = static_cast<std::uint32_t>(::getpid());
+    frame.request_id = 1;
+    frame.body_case = LEVEE__FRAME__BODY_HELLO;
+    frame.hello = &h;
+    if (!client.send(frame)) {
+        std::fprintf(stderr, "leveectl: %s\n", client.error().c_str());
+        return 3;
+    }
+    levee::FramePtr reply = client.receive();
+    if (!reply || reply->body_case != LEVEE__FRAME__BODY_HELLO_REPLY) {
+        std::fprintf(stderr, "leveectl: no hello reply: %s\n", client.error().c_str());
+        return 3;
+    }
+    const Levee__HelloReply &r = *reply->hello_reply;
+    if (!quiet || !r.accepted) {
+        std::printf("accepted=%s server=%s protocol_version=%u reason=\"%s\"\n", r.accepted ? "yes" : "no",
+                    r.server, r.protocol_version, r.reason);
+    }
+    return r.accepted ? 0 : 1;
+}
+
+int probe(Client &client, const std::string &key, const std::string &value) {
+    Levee__Frame frame = LEVEE__FRAME__INIT;
+    Levee__ProbeRequest p = LEVEE__PROBE_REQUEST__INIT;
+    p.key = const_cast<char *>(key.c_str());
+    p.value = const_cast<char *>(value.c_str());
+    frame.request_id = 2;
+    frame.body_case = LEVEE__FRAME__BODY_PROBE;
+    frame.probe = &p;
+    if (!client.send(frame)) {
+        std::fprintf(stderr, "leveectl: %s\n", client.error().c_str());
+        return 3;
+    }
+    levee::FramePtr reply = client.receive();
+    if (!reply || reply->body_case != LEVEE__FRAME__BODY_PROBE_REPLY) {
+        std::fprintf(stderr, "leveectl: no probe reply: %s\n", client.error().c_str());
+        return 3;
+    }
+    const Levee__ProbeReply &r = *reply->probe_reply;
+    std::printf("ok=%s\nredis_node=%s\nredis_slot=%u\nredis_value=%s\ndocument=%s\nerror=%s\n",
+                r.ok ? "yes" : "no", r.redis_node, r.redis_slot, r.redis_value, r.document_json, r.error);
+    return r.ok ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    std::string socket_path;
+    std::uint32_t version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; i++) {
+        const std::string a = argv[i];
+        if (a == "--socket" && i + 1 < argc) {
+            socket_path = argv[++i];
+        } else if (a == "--protocol-version" && i + 1 < argc) {
+            version = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 10));
+        } else if (a == "--help" || a == "-h") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        } else {
+            args.push_back(a);
+        }
+    }
+    if (socket_path.empty() || args.empty()) {
+        std::fputs(kUsage, stderr);
+        return 2;
+    }
+    Client client;
+    if (!client.connect(socket_path)) {
+        std::fprintf(stderr, "leveectl: %s\n", client.error().c_str());
+        return 3;
+    }
+    if (args[0] == "hello" && args.size() == 1) {
+        return hello(client, version, false);
+    }
+    if (args[0] == "probe" && args.size() == 3) {
+        const int rc = hello(client, version, true);
+        return rc != 0 ? rc : probe(client, args[1], args[2]);
+    }
+    std::fputs(kUsage, stderr);
+    return 2;
+}

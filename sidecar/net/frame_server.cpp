@@ -1,0 +1,90 @@
+#include "frame_server.hpp"
+
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.hpp"
+#include "metrics.hpp"
+
+namespace levee {
+
+FrameServer::FrameServer(event_base *base, FrameServerOptions options, FrameHandler &handler, Metrics &metrics)
+    : base_(base), options_(std::move(options)), handler_(handler), metrics_(metrics),
+      reaper_(event_new(base, -1, 0, reap_cb, this), event_free) {
+    metrics_.describe("leveed_connections", "gauge", "Open connections from nginx workers.");
+    metrics_.describe("leveed_connections_accepted_total", "counter", "Connections accepted on the socket.");
+    metrics_.describe("leveed_connections_refused_total", "counter", "Connections refused at max_connections.");
+    metrics_.describe("leveed_connections_closed_total", "counter",
+                      "Closed connections by reason (eof, error, malformed, truncated, oversize, unknown_type, ...).");
+}
+
+FrameServer::~FrameServer() { shutdown(); }
+
+bool FrameServer::listen(std::string &error) {
+    listener_ = UnixListener::open(
+        base_, options_.socket_path, options_.socket_mode, options_.socket_group, [this](int fd) { accept(fd); },
+        error);
+    return listener_ != nullptr;
+}
+
+void FrameServer::stop_accepting() {
+    if (listener_) {
+        listener_->disable();
+    }
+}
+
+void FrameServer::shutdown() {
+    for (auto &[id, conn] : connections_) {
+        closed_.push_back(std::move(conn));
+    }
+    connections_.clear();
+    closed_.clear();
+    listener_.reset();
+    metrics_.set("leveed_connections", {}, 0);
+}
+
+void FrameServer::accept(int fd) {
+    if (connections_.size() >= options_.max_connections) {
+        metrics_.inc("leveed_connections_refused_total");
+        log::warn("connection_refused", {{"reason", "max_connections"}, {"limit", options_.max_connections}});
+        ::close(fd);
+        return;
+    }
+    const std::uint64_t id = next_id_++;
+    auto conn = std::make_unique<FrameConnection>(base_, fd, id, options_.max_frame_bytes, *this);
+    if (!conn->start()) {
+        log::error("connection_setup_failed", {{"conn", id}});
+        return;
+    }
+    connections_.emplace(id, std::move(conn));
+    metrics_.inc("leveed_connections_accepted_total");
+    metrics_.set("leveed_connections", {}, static_cast<double>(connections_.size()));
+    log::debug("connection_accepted", {{"conn", id}});
+}
+
+FrameConnection *FrameServer::find(std::uint64_t id) const {
+    const auto it = connections_.find(id);
+    return it == connections_.end() ? nullptr : it->second.get();
+}
+
+void FrameServer::on_frame(FrameConnection &conn, FramePtr frame) { handler_.handle(conn, std::move(frame)); }
+
+void FrameServer::on_closed(FrameConnection &conn, const char *reason) {
+    const auto it = connections_.find(conn.id());
+    if (it == connections_.end()) {
+        return;
+    }
+    metrics_.inc("leveed_connections_closed_total", {{"reason", reason}});
+    const bool protocol_error = std::string(reason) != "eof";
+    log::write(protocol_error ? log::Level::kWarn : log::Level::kInfo, "connection_closed",
+               {{"conn", conn.id()}, {"peer", conn.peer.empty() ? "-" : conn.peer}, {"reason", reason}});
+    closed_.push_back(std::move(it->second));
+    connections_.erase(it);
+    metrics_.set("leveed_connections", {}, static_cast<double>(connections_.size()));
+    event_active(reaper_.get(), 0, 0);
+}
+
+void FrameServer::reap_cb(int, short, void *arg) { static_cast<FrameServer *>(arg)->closed_.clear(); }
+
+} // namespace levee

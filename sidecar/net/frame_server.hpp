@@ -1,0 +1,68 @@
+// leveed's socket server: accepts module connections, owns them, counts
+// protocol errors, and hands decoded frames to the service layer.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frame_connection.hpp"
+#include "unix_listener.hpp"
+
+struct event;
+struct event_base;
+
+namespace levee {
+
+class Metrics;
+
+class FrameHandler {
+  public:
+    virtual ~FrameHandler() = default;
+    virtual void handle(FrameConnection &conn, FramePtr frame) = 0;
+};
+
+struct FrameServerOptions {
+    std::string socket_path;
+    unsigned socket_mode = 0660;
+    std::string socket_group;
+    std::uint32_t max_frame_bytes = 1u << 20;
+    std::uint32_t max_connections = 1024;
+};
+
+class FrameServer : public FrameSink {
+  public:
+    FrameServer(event_base *base, FrameServerOptions options, FrameHandler &handler, Metrics &metrics);
+    ~FrameServer() override;
+
+    bool listen(std::string &error);
+    // Stops accepting; open connections stay until they close.
+    void stop_accepting();
+    // Closes every connection and removes the socket.
+    void shutdown();
+    std::size_t connection_count() const { return connections_.size(); }
+    // Replies to slow work go through here: the connection may be gone.
+    FrameConnection *find(std::uint64_t id) const;
+
+    void on_frame(FrameConnection &conn, FramePtr frame) override;
+    void on_closed(FrameConnection &conn, const char *reason) override;
+
+  private:
+    void accept(int fd);
+    static void reap_cb(int, short, void *arg);
+
+    event_base *base_;
+    FrameServerOptions options_;
+    FrameHandler &handler_;
+    Metrics &metrics_;
+    std::unique_ptr<UnixListener> listener_;
+    std::map<std::uint64_t, std::unique_ptr<FrameConnection>> connections_;
+    // Closed connections are freed from the event loop, never inside their own callback.
+    std::vector<std::unique_ptr<FrameConnection>> closed_;
+    std::unique_ptr<event, void (*)(event *)> reaper_;
+    std::uint64_t next_id_ = 1;
+};
+
+} // namespace levee

@@ -1,0 +1,491 @@
+#include "cluster_client.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <event2/event.h>
+
+#include "backoff.hpp"
+#include "crc16.hpp"
+#include "log.hpp"
+
+namespace levee::redis {
+namespace {
+
+timeval to_timeval(int64_t ms) {
+    timeval tv;
+    ms = std::max<int64_t>(ms, 0);
+    tv.tv_sec = static_cast<time_t>(ms / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+    return tv;
+}
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381". Redis 7 may send
+// ":6381" when it does not know the host clients use: that is the host of
+// the node that answered.
+bool parse_redirect(const std::string &msg, const HostPort &from, uint16_t &slot, HostPort &to) {
+    const auto sp1 = msg.find(' ');
+    const auto sp2 = sp1 == std::string::npos ? std::string::npos : msg.find(' ', sp1 + 1);
+    if (sp2 == std::string::npos) {
+        return false;
+    }
+    const std::string slot_text = msg.substr(sp1 + 1, sp2 - sp1 - 1);
+    if (slot_text.empty() || slot_text.size() > 5 ||
+        !std::all_of(slot_text.begin(), slot_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return false;
+    }
+    const int s = std::stoi(slot_text);
+    if (s >= kSlotCount) {
+        return false;
+    }
+    std::string addr = msg.substr(sp2 + 1);
+    if (!addr.empty() && addr.front() == ':') {
+        addr = from.host + addr;
+    }
+    std::string error;
+    if (!parse_host_port(addr, to, error)) {
+        return false;
+    }
+    slot = static_cast<uint16_t>(s);
+    return true;
+}
+
+} // namespace
+
+void ClusterClient::EventFree::operator()(event *ev) const { event_free(ev); }
+
+ClusterClient::ClusterClient(event_base *base, std::vector<HostPort> seeds, ClusterOptions opts)
+    : base_(base), seeds_(std::move(seeds)), opts_(opts), rng_(std::random_device{}()) {
+    retry_ev_.reset(evtimer_new(
+        base_, [](int, short, void *arg) { static_cast<ClusterClient *>(arg)->run_retries(); }, this));
+    refresh_ev_.reset(evtimer_new(
+        base_,
+        [](int, short, void *arg) {
+            auto *self = static_cast<ClusterClient *>(arg);
+            self->refresh_scheduled_ = false;
+            self->run_refresh(false);
+        },
+        this));
+    // One periodic sweep finds frozen nodes and stalled connects: cheaper
+    // than a timer per command, and ~10% slack on the timeout is fine.
+    tick_ev_.reset(event_new(
+        base_, -1, EV_PERSIST,
+        [](int, short, void *arg) {
+            auto *self = static_cast<ClusterClient *>(arg);
+            const int64_t now = now_ms();
+            for (auto &entry : self->nodes_) {
+                entry.second->check_timeouts(now);
+            }
+        },
+        this));
+    const int tick_ms = std::clamp(std::min(opts_.command_timeout_ms, opts_.connect_timeout_ms) / 10, 5, 100);
+    const timeval tick = to_timeval(tick_ms);
+    event_add(tick_ev_.get(), &tick);
+}
+
+ClusterClient::~ClusterClient() {
+    shutting_down_ = true;
+    retry_ev_.reset();
+    refresh_ev_.reset();
+    tick_ev_.reset();
+    // Silent: the commands they carried are failed below.
+    nodes_.clear();
+    slot_nodes_.clear();
+    auto commands = std::move(commands_);
+    commands_.clear();
+    const Reply shutdown = Reply::error("LEVEE_SHUTDOWN redis cluster client destroyed");
+    for (auto &entry : commands) {
+        if (entry.second->cb) {
+            entry.second->cb(shutdown);
+        }
+    }
+    auto waiters = std::move(drain_waiters_);
+    for (auto &done : waiters) {
+        done();
+    }
+}
+
+void ClusterClient::start(std::function<void(bool ok, const std::string &error)> on_ready) {
+    on_ready_ = std::move(on_ready);
+    run_refresh(true);
+}
+
+NodeConnection &ClusterClient::node(const HostPort &addr) {
+    std::string name = addr.str();
+    auto it = nodes_.find(name);
+    if (it == nodes_.end()) {
+        NodeConnection::Options nopts;
+        nopts.connect_timeout_ms = opts_.connect_timeout_ms;
+        nopts.command_timeout_ms = opts_.command_timeout_ms;
+        nopts.wait_replicas = opts_.wait_replicas;
+        nopts.wait_timeout_ms = opts_.wait_timeout_ms;
+        nopts.reconnect_min_ms = opts_.retry_backoff_min_ms;
+        nopts.reconnect_max_ms = opts_.retry_backoff_max_ms;
+        NodeConnection::Handler &handler = *this;
+        it = nodes_.emplace(std::move(name), std::make_unique<NodeConnection>(base_, addr, nopts, handler)).first;
+    }
+    return *it->second;
+}
+
+bool ClusterClient::command(std::string_view key, std::vector<std::string> argv, Callback cb) {
+    if (shutting_down_ || commands_.size() >= opts_.max_in_flight) {
+        ++stats_.refused_full;
+        return false;
+    }
+    auto c = std::make_unique<Command>();
+    c->id = next_id_++;
+    c->slot = key_slot(key);
+    c->argv = std::move(argv);
+    c->cb = std::move(cb);
+    c->started_ms = now_ms();
+    Command &ref = *c;
+    commands_.emplace(ref.id, std::move(c));
+    ++stats_.commands;
+    dispatch(ref);
+    return true;
+}
+
+void ClusterClient::dispatch(Command &c) {
+    NodeConnection *target = nullptr;
+    if (c.ask) {
+        c.ask = false;
+        target = &node(c.ask_to);
+        std::string error;
+        // ASKING is valid for the next command only; both go out on the same
+        // connection back to back, so nothing can slip in between.
+        if (!target->send(NodeConnection::Kind::Asking, 0, {"ASKING"}, error)) {
+            park(c, "connect to " + target->name() + ": " + error, false);
+            return;
+        }
+    } else {
+        const uint16_t idx = slots_.node_index(c.slot);
+        if (idx == SlotMap::kNoNode || idx >= slot_nodes_.size()) {
+            park(c, "no node serves slot " + std::to_string(c.slot), false);
+            request_refresh();
+            return;
+        }
+        target = slot_nodes_[idx];
+    }
+    std::string error;
+    if (!target->send(NodeConnection::Kind::Command, c.id, c.argv, error)) {
+        ++stats_.per_node_commands_errors[target->name()].second;
+        park(c, "connect to " + target->name() + ": " + error, false);
+        request_refresh();
+        return;
+    }
+    ++stats_.per_node_commands_errors[target->name()].first;
+}
+
+void ClusterClient::on_node_reply(NodeConnection &node, NodeConnection::Kind kind, uint64_t id, const Reply *reply,
+                                  int replicas_acked) {
+    if (shutting_down_) {
+        return;
+    }
+    if (kind == NodeConnection::Kind::Refresh) {
+        handle_refresh_reply(node, id, reply);
+        return;
+    }
+    auto it = commands_.find(id);
+    if (it == commands_.end()) {
+        return;
+    }
+    handle_command_reply(node, *it->second, reply, replicas_acked);
+}
+
+void ClusterClient::handle_command_reply(NodeConnection &node, Command &c, const Reply *reply, int replicas_acked) {
+    if (reply == nullptr) {
+        // Unanswered: it may or may not have run. Only a later answer counts.
+        ++stats_.per_node_commands_errors[node.name()].second;
+        const bool timeout = node.last_error().find("timeout") != std::string::npos;
+        park(c, node.last_error() + " on " + node.name(), timeout);
+        request_refresh();
+        return;
+    }
+    if (reply->error_is("MOVED") || reply->error_is("ASK")) {
+        const bool moved = reply->error_is("MOVED");
+        uint16_t slot = 0;
+        HostPort to;
+        if (!parse_redirect(reply->str, node.addr(), slot, to)) {
+            complete(c.id, *reply);
+            return;
+        }
+        ++(moved ? stats_.moved : stats_.ask);
+        if (++c.redirects > opts_.max_redirects) {
+            complete(c.id, Reply::error("LEVEE_UNAVAILABLE too many redirects, last: " + reply->str));
+            return;
+        }
+        if (moved) {
+            const uint16_t idx = slots_.assign(slot, to);
+            if (idx >= slot_nodes_.size()) {
+                slot_nodes_.resize(idx + 1u, nullptr);
+            }
+            slot_nodes_[idx] = &this->node(to);
+            // One MOVED usually means a whole range moved: learn all of it.
+            request_refresh();
+        } else {
+            c.ask = true;
+            c.ask_to = to;
+        }
+        dispatch(c);
+        return;
+    }
+    // Transient cluster states: the same command will work shortly, on this
+    // node (TRYAGAIN, LOADING) or on whichever one takes over the slot.
+    if (reply->error_is("TRYAGAIN") || reply->error_is("LOADING")) {
+        park(c, reply->str, false);
+        return;
+    }
+    if (reply->error_is("CLUSTERDOWN") || reply->error_is("MASTERDOWN") || reply->error_is("READONLY")) {
+        park(c, reply->str, false);
+        request_refresh();
+        return;
+    }
+    if (opts_.wait_replicas > 0 && replicas_acked < opts_.wait_replicas && !reply->is_error()) {
+        ++stats_.wait_short;
+    }
+    if (reply->is_error()) {
+        ++stats_.per_node_commands_errors[node.name()].second;
+    }
+    complete(c.id, *reply);
+}
+
+void ClusterClient::park(Command &c, std::string why, bool timeout) {
+    c.last_error = std::move(why);
+    c.last_was_timeout = timeout;
+    ++c.attempts;
+    ++stats_.retries;
+    const int64_t now = now_ms();
+    const int delay =
+        backoff_ms(c.attempts, opts_.retry_backoff_min_ms, opts_.retry_backoff_max_ms, static_cast<uint32_t>(rng_()));
+    // Wake at the deadline at the latest, to fail it then.
+    const int64_t due = std::min<int64_t>(now + delay, c.started_ms + opts_.max_retry_ms);
+    parked_.emplace(due, c.id);
+    arm_retry_timer(due);
+}
+
+void ClusterClient::arm_retry_timer(int64_t due) {
+    if (!retry_ev_ || (retry_armed_due_ >= 0 && retry_armed_due_ <= due)) {
+        return;
+    }
+    retry_armed_due_ = due;
+    const timeval tv = to_timeval(due - now_ms());
+    evtimer_add(retry_ev_.get(), &tv);
+}
+
+void ClusterClient::run_retries() {
+    retry_armed_due_ = -1;
+    const int64_t now = now_ms();
+    const bool wake_all = wake_parked_;
+    wake_parked_ = false;
+    std::vector<uint64_t> due;
+    while (!parked_.empty() && (wake_all || parked_.top().first <= now)) {
+        due.push_back(parked_.top().second);
+        parked_.pop();
+    }
+    for (uint64_t id : due) {
+        auto it = commands_.find(id);
+        if (it == commands_.end()) {
+            continue;
+        }
+        Command &c = *it->second;
+        if (now - c.started_ms >= opts_.max_retry_ms) {
+            const char *code = c.last_was_timeout ? "LEVEE_TIMEOUT" : "LEVEE_UNAVAILABLE";
+            complete(id, Reply::error(std::string(code) + " gave up after " + std::to_string(now - c.started_ms) +
+                                      " ms and " + std::to_string(c.attempts) + " attempts: " + c.last_error));
+            continue;
+        }
+        dispatch(c);
+    }
+    if (!parked_.empty()) {
+        arm_retry_timer(parked_.top().first);
+    }
+}
+
+void ClusterClient::complete(uint64_t id, const Reply &reply) {
+    auto it = commands_.find(id);
+    if (it == commands_.end()) {
+        return;
+    }
+    // Out of the table before the callback, which may issue commands.
+    std::unique_ptr<Command> c = std::move(it->second);
+    commands_.erase(it);
+    if (reply.is_error()) {
+        ++stats_.errors;
+    }
+    if (c->cb) {
+        c->cb(reply);
+    }
+    check_drained();
+}
+
+void ClusterClient::check_drained() {
+    if (!commands_.empty() || drain_waiters_.empty()) {
+        return;
+    }
+    auto waiters = std::move(drain_waiters_);
+    drain_waiters_.clear();
+    for (auto &done : waiters) {
+        done();
+    }
+}
+
+void ClusterClient::drain(std::function<void()> done) {
+    drain_waiters_.push_back(std::move(done));
+    check_drained();
+}
+
+void ClusterClient::on_node_down(NodeConnection &node, const std::string &why) {
+    if (shutting_down_) {
+        return;
+    }
+    ++(why.find("timeout") != std::string::npos ? stats_.timeouts : stats_.connection_errors);
+    // Once per outage, not once per failed reconnect.
+    if (node.connect_failures() <= 1) {
+        log::warn("redis_node_down", {{"node", node.name()}, {"reason", why}});
+    }
+    request_refresh();
+}
+
+void ClusterClient::request_refresh() {
+    if (refresh_in_progress_ || refresh_scheduled_ || !refresh_ev_) {
+        return;
+    }
+    // Back off while refreshes keep failing (whole cluster unreachable).
+    const int interval = std::max(opts_.refresh_min_interval_ms,
+                                  refresh_failures_ == 0 ? 0
+                                                         : backoff_ms(refresh_failures_, opts_.retry_backoff_min_ms,
+                                                                      opts_.retry_backoff_max_ms,
+                                                                      static_cast<uint32_t>(rng_())));
+    const int64_t wait = std::max<int64_t>(0, last_refresh_ms_ + interval - now_ms());
+    refresh_scheduled_ = true;
+    const timeval tv = to_timeval(wait);
+    evtimer_add(refresh_ev_.get(), &tv);
+}
+
+void ClusterClient::run_refresh(bool all_seeds) {
+    // Ask a few nodes at once and take the first good answer: one of them
+    // may be frozen, and waiting for its timeout would stall the failover.
+    constexpr std::size_t kAskAtOnce = 3;
+    std::vector<HostPort> candidates;
+    std::set<std::string> seen;
+    auto add = [&](const HostPort &hp) {
+        if (seen.insert(hp.str()).second) {
+            candidates.push_back(hp);
+        }
+    };
+    if (!all_seeds) {
+        for (const auto &entry : nodes_) {
+            if (entry.second->connected()) {
+                add(entry.second->addr());
+            }
+        }
+        for (const HostPort &hp : slots_.nodes()) {
+            add(hp);
+        }
+    }
+    for (const HostPort &hp : seeds_) {
+        add(hp);
+    }
+    const std::size_t n = all_seeds ? candidates.size() : std::min(kAskAtOnce, candidates.size());
+    std::vector<HostPort> chosen;
+    for (std::size_t i = 0; i < n; ++i) {
+        // Rotate so that a node that never answers is not asked first forever.
+        chosen.push_back(candidates[(refresh_rotation_ + i) % candidates.size()]);
+    }
+    refresh_rotation_ += 1;
+
+    ++refresh_generation_;
+    refresh_in_progress_ = true;
+    refresh_outstanding_ = 0;
+    refresh_error_.clear();
+    last_refresh_ms_ = now_ms();
+    for (const HostPort &hp : chosen) {
+        NodeConnection &nc = node(hp);
+        std::string error;
+        if (nc.send(NodeConnection::Kind::Refresh, refresh_generation_, {"CLUSTER", "SLOTS"}, error)) {
+            ++refresh_outstanding_;
+        } else {
+            refresh_error_ = hp.str() + ": " + error;
+        }
+    }
+    if (refresh_outstanding_ == 0) {
+        refresh_failed(chosen.empty() ? "no node to ask" : refresh_error_);
+    }
+}
+
+void ClusterClient::handle_refresh_reply(NodeConnection &node, uint64_t generation, const Reply *reply) {
+    if (!refresh_in_progress_ || generation != refresh_generation_) {
+        return; // a slower answer to a refresh already settled
+    }
+    if (reply != nullptr) {
+        SlotMap map;
+        std::string error;
+        if (SlotMap::from_cluster_slots(*reply, node.addr(), map, error)) {
+            refresh_in_progress_ = false;
+            refresh_failures_ = 0;
+            ++stats_.slot_refreshes;
+            apply_slot_map(std::move(map));
+            if (on_ready_) {
+                auto ready = std::move(on_ready_);
+                on_ready_ = nullptr;
+                ready(true, "");
+            }
+            return;
+        }
+        refresh_error_ = node.name() + ": " + error;
+    } else {
+        refresh_error_ = node.name() + ": " + node.last_error();
+    }
+    if (--refresh_outstanding_ > 0) {
+        return;
+    }
+    refresh_failed(refresh_error_);
+}
+
+void ClusterClient::refresh_failed(const std::string &error) {
+    refresh_in_progress_ = false;
+    ++refresh_failures_;
+    log::warn("redis_slots_refresh_failed", {{"error", error}, {"failures", refresh_failures_}});
+    if (on_ready_) {
+        auto ready = std::move(on_ready_);
+        on_ready_ = nullptr;
+        ready(false, "no seed answered CLUSTER SLOTS: " + error);
+    }
+    if (!commands_.empty()) {
+        request_refresh();
+    }
+}
+
+void ClusterClient::apply_slot_map(SlotMap map) {
+    const bool changed = !slots_.routes_equal(map);
+    slots_ = std::move(map);
+    slot_nodes_.clear();
+    for (const HostPort &hp : slots_.nodes()) {
+        slot_nodes_.push_back(&node(hp));
+    }
+    if (changed) {
+        log::info("redis_slots_changed", {{"masters", static_cast<unsigned long>(slots_.nodes().size())},
+                                          {"covered", static_cast<unsigned long>(slots_.covered_slots())}});
+        // Parked commands were waiting for exactly this: retry them now
+        // rather than at the end of their backoff.
+        if (!parked_.empty()) {
+            wake_parked_ = true;
+            retry_armed_due_ = -1;
+            const timeval now{0, 0};
+            evtimer_add(retry_ev_.get(), &now);
+        }
+    }
+}
+
+std::vector<ClusterClient::MasterInfo> ClusterClient::masters() const {
+    std::vector<MasterInfo> out;
+    for (std::size_t i = 0; i < slots_.nodes().size(); ++i) {
+        auto ranges = slots_.ranges_of(static_cast<uint16_t>(i));
+        if (!ranges.empty()) {
+            out.push_back(MasterInfo{slots_.nodes()[i], std::move(ranges)});
+        }
+    }
+    return out;
+}
+
+} // namespace levee::redis

@@ -1,0 +1,306 @@
+#include "node_connection.hpp"
+
+#include <chrono>
+#include <cstdint>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "backoff.hpp"
+#include "log.hpp"
+
+namespace levee::redis {
+
+int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+void NodeConnection::AsyncFree::operator()(redisAsyncContext *ac) const { redisAsyncFree(ac); }
+
+void NodeConnection::EventFree::operator()(event *ev) const { event_free(ev); }
+
+namespace {
+
+// hiredis carries our per-command privdata as a void*; the generation of
+// the context a command went out on fits in it and lets on_reply check that
+// the FIFO head is really the command being answered.
+void *to_privdata(uint64_t generation) { return reinterpret_cast<void *>(static_cast<uintptr_t>(generation)); }
+uint64_t from_privdata(void *p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }
+
+struct CallbackScope {
+    explicit CallbackScope(int &depth) : depth_(depth) { ++depth_; }
+    ~CallbackScope() { --depth_; }
+    int &depth_;
+};
+
+} // namespace
+
+NodeConnection::NodeConnection(event_base *base, HostPort addr, Options opts, Handler &handler)
+    : base_(base), addr_(std::move(addr)), name_(addr_.str()), opts_(opts), handler_(handler),
+      deferred_ev_(event_new(base, -1, 0, &NodeConnection::on_deferred, this)) {}
+
+NodeConnection::~NodeConnection() {
+    destroying_ = true;
+    // redisAsyncFree runs the pending callbacks with NULL replies and then
+    // the disconnect callback; both see destroying_ and stay quiet.
+    ctx_.reset();
+}
+
+void NodeConnection::note_connect_failure() {
+    ++connect_failures_;
+    const int delay = backoff_ms(connect_failures_, opts_.reconnect_min_ms, opts_.reconnect_max_ms,
+                                 static_cast<uint32_t>(reinterpret_cast<uintptr_t>(this) + now_ms()));
+    next_connect_ms_ = now_ms() + delay;
+}
+
+bool NodeConnection::connect(std::string &error) {
+    if (connect_failures_ > 0 && now_ms() < next_connect_ms_) {
+        error = "reconnect pending after: " + last_error_;
+        return false;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(addr_.host.c_str(), addr_.port);
+    if (ac == nullptr) {
+        error = "out of memory";
+        return false;
+    }
+    if (ac->err != 0) {
+        error = ac->errstr;
+        last_error_ = error;
+        note_connect_failure();
+        redisAsyncFree(ac);
+        return false;
+    }
+    ac->data = this;
+    if (redisLibeventAttach(ac, base_) != REDIS_OK) {
+        error = "cannot attach to libevent";
+        redisAsyncFree(ac);
+        return false;
+    }
+    redisAsyncSetConnectCallback(ac, &NodeConnection::on_connect);
+    redisAsyncSetDisconnectCallback(ac, &NodeConnection::on_disconnect);
+    ctx_.reset(ac);
+    ++generation_;
+    connected_ = false;
+    connect_started_ms_ = now_ms();
+    return true;
+}
+
+bool NodeConnection::send(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error) {
+    if (!ctx_ && !connect(error)) {
+        return false;
+    }
+    constexpr std::size_t kInline = 16;
+    const char *ptr_inline[kInline];
+    size_t len_inline[kInline];
+    std::vector<const char *> ptr_heap;
+    std::vector<size_t> len_heap;
+    const char **ptrs = ptr_inline;
+    size_t *lens = len_inline;
+    if (argv.size() > kInline) {
+        ptr_heap.resize(argv.size());
+        len_heap.resize(argv.size());
+        ptrs = ptr_heap.data();
+        lens = len_heap.data();
+    }
+    for (std::size_t i = 0; i < argv.size(); ++i) {
+        ptrs[i] = argv[i].data();
+        lens[i] = argv[i].size();
+    }
+    if (redisAsyncCommandArgv(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_),
+                              static_cast<int>(argv.size()), ptrs, lens) != REDIS_OK) {
+        // Only when hiredis is already tearing this context down.
+        error = "connection closing";
+        return false;
+    }
+    sent_.push_back(Sent{kind, id, generation_, now_ms()});
+    if (kind == Kind::Command && opts_.wait_replicas > 0) {
+        wait_needed_ = true;
+        schedule_deferred();
+    }
+    return true;
+}
+
+void NodeConnection::schedule_deferred() {
+    if (!deferred_scheduled_ && deferred_ev_) {
+        deferred_scheduled_ = true;
+        // Runs after the current loop turn's callbacks: the WAIT then
+        // closes the batch of everything sent during this turn.
+        event_active(deferred_ev_.get(), EV_TIMEOUT, 1);
+    }
+}
+
+void NodeConnection::on_deferred(int, short, void *arg) {
+    auto *self = static_cast<NodeConnection *>(arg);
+    self->deferred_scheduled_ = false;
+    if (self->close_pending_) {
+        self->close_pending_ = false;
+        if (self->ctx_) {
+            self->teardown(self->close_reason_);
+        }
+    }
+    if (self->wait_needed_ && self->ctx_) {
+        self->wait_needed_ = false;
+        const std::vector<std::string> argv{"WAIT", std::to_string(self->opts_.wait_replicas),
+                                            std::to_string(self->opts_.wait_timeout_ms)};
+        std::string error;
+        if (!self->send(Kind::Wait, 0, argv, error)) {
+            // The context is going away; held replies are failed with it.
+            log::debug("redis_wait_not_sent", {{"node", self->name_}, {"error", error}});
+        }
+    }
+}
+
+void NodeConnection::check_timeouts(int64_t now) {
+    if (!ctx_ || in_callback_ > 0) {
+        return;
+    }
+    if (!connected_ && now - connect_started_ms_ > opts_.connect_timeout_ms) {
+        note_connect_failure();
+        teardown("connect timeout");
+        return;
+    }
+    // A WAIT may legitimately block its connection for wait_timeout_ms.
+    const int64_t limit = opts_.command_timeout_ms + (opts_.wait_replicas > 0 ? opts_.wait_timeout_ms : 0);
+    if (!sent_.empty() && now - sent_.front().sent_ms > limit) {
+        teardown("command timeout");
+    }
+}
+
+void NodeConnection::close(const std::string &why) {
+    if (!ctx_) {
+        return;
+    }
+    if (in_callback_ > 0) {
+        // Freeing the context from inside its own callback would free it
+        // under hiredis's feet; do it on the next loop turn.
+        close_pending_ = true;
+        close_reason_ = why;
+        schedule_deferred();
+        return;
+    }
+    teardown(why);
+}
+
+void NodeConnection::teardown(const std::string &why) {
+    CallbackScope scope(in_callback_);
+    last_error_ = why;
+    connected_ = false;
+    wait_needed_ = false;
+    // Released first so that on_disconnect knows we initiated this.
+    redisAsyncFree(ctx_.release());
+    fail_held();
+    handler_.on_node_down(*this, why);
+}
+
+void NodeConnection::fail_held() {
+    std::vector<Held> held;
+    held.swap(held_);
+    for (const Held &h : held) {
+        handler_.on_node_reply(*this, Kind::Command, h.id, nullptr, -1);
+    }
+}
+
+void NodeConnection::on_connect(const redisAsyncContext *ac, int status) {
+    auto *self = static_cast<NodeConnection *>(ac->data);
+    if (self == nullptr || self->destroying_ || self->ctx_.get() != ac) {
+        return;
+    }
+    CallbackScope scope(self->in_callback_);
+    if (status == REDIS_OK) {
+        self->connected_ = true;
+        self->connect_failures_ = 0;
+        return;
+    }
+    self->note_connect_failure();
+    // hiredis frees the context right after this callback, then reports the
+    // queued commands with NULL replies.
+    self->last_error_ = ac->errstr[0] != '\0' ? ac->errstr : "connect failed";
+    (void)self->ctx_.release();
+    self->connected_ = false;
+    self->wait_needed_ = false;
+    self->handler_.on_node_down(*self, self->last_error_);
+}
+
+void NodeConnection::on_disconnect(const redisAsyncContext *ac, int) {
+    auto *self = static_cast<NodeConnection *>(ac->data);
+    if (self == nullptr || self->destroying_ || self->ctx_.get() != ac) {
+        return; // we initiated it: teardown() finishes the job
+    }
+    CallbackScope scope(self->in_callback_);
+    // hiredis dropped the connection (EOF, I/O or protocol error) and frees
+    // the context after this returns.
+    if (ac->errstr[0] != '\0') {
+        self->last_error_ = ac->errstr;
+    } else if (self->last_error_.empty()) {
+        self->last_error_ = "connection closed";
+    }
+    (void)self->ctx_.release();
+    self->connected_ = false;
+    self->wait_needed_ = false;
+    self->fail_held();
+    self->handler_.on_node_down(*self, self->last_error_);
+}
+
+void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    auto *self = static_cast<NodeConnection *>(ac->data);
+    if (self == nullptr) {
+        return;
+    }
+    const uint64_t generation = from_privdata(privdata);
+    if (self->sent_.empty() || self->sent_.front().generation != generation) {
+        log::error("redis_reply_desync", {{"node", self->name_}});
+        return;
+    }
+    const Sent sent = self->sent_.front();
+    self->sent_.pop_front();
+    if (self->destroying_) {
+        return;
+    }
+    CallbackScope scope(self->in_callback_);
+    const auto *r = static_cast<const redisReply *>(reply);
+    if (r == nullptr) {
+        if (ac->errstr[0] != '\0' && self->ctx_.get() == ac) {
+            self->last_error_ = ac->errstr;
+        }
+        if (sent.kind == Kind::Command || sent.kind == Kind::Refresh) {
+            self->handler_.on_node_reply(*self, sent.kind, sent.id, nullptr, -1);
+        }
+        return;
+    }
+    switch (sent.kind) {
+    case Kind::Asking:
+        break;
+    case Kind::Refresh: {
+        const Reply copy = Reply::from_hiredis(*r);
+        self->handler_.on_node_reply(*self, sent.kind, sent.id, &copy, -1);
+        break;
+    }
+    case Kind::Command:
+        if (self->opts_.wait_replicas > 0) {
+            self->held_.push_back(Held{sent.id, Reply::from_hiredis(*r)});
+        } else {
+            const Reply copy = Reply::from_hiredis(*r);
+            self->handler_.on_node_reply(*self, sent.kind, sent.id, &copy, -1);
+        }
+        break;
+    case Kind::Wait: {
+        // Every held reply came before this WAIT on the wire, so WAIT's
+        // answer covers all of them.
+        const int acked = r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1;
+        if (acked < 0) {
+            log::warn("redis_wait_failed", {{"node", self->name_}, {"reply", r->str ? r->str : ""}});
+        }
+        std::vector<Held> held;
+        held.swap(self->held_);
+        for (const Held &h : held) {
+            self->handler_.on_node_reply(*self, Kind::Command, h.id, &h.reply, acked);
+        }
+        break;
+    }
+    }
+}
+
+} // namespace levee::redis

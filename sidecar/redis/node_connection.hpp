@@ -1,0 +1,155 @@
+// One hiredis async connection to one cluster node, bound to libevent.
+//
+// Commands are pipelined: hiredis appends each to its output buffer and the
+// buffer is written when the socket is writable, so everything queued during
+// one event-loop turn leaves in one write. Replies come back in order, so a
+// FIFO of what was sent tells which reply answers what, and the age of its
+// head tells a frozen node (SIGSTOP: TCP still accepts, nothing answers).
+//
+// With wait_replicas > 0 a `WAIT n timeout` follows each batch, and command
+// replies are held until that WAIT answers: Redis replicates asynchronously,
+// so a master killed right after answering can take the write with it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host_port.hpp"
+#include "reply.hpp"
+
+struct event;
+struct event_base;
+struct redisAsyncContext;
+
+namespace levee::redis {
+
+class NodeConnection {
+public:
+    enum class Kind : uint8_t {
+        Command, // a caller's command; replies are held for WAIT when enabled
+        Asking,  // ASKING before an ASK-redirected command; reply ignored
+        Refresh, // CLUSTER SLOTS
+        Wait,    // WAIT after a batch; internal
+    };
+
+    class Handler {
+    public:
+        // `reply` null: the fate of the command is unknown: the connection
+        // was lost or timed out before it was answered (or, with WAIT on,
+        // before WAIT answered). `replicas_acked` is WAIT's count for a held
+        // reply, -1 when WAIT is off or failed.
+        //
+        // May run inside a hiredis callback: the handler may send() on any
+        // connection, but must not destroy one.
+        virtual void on_node_reply(NodeConnection &node, Kind kind, uint64_t id, const Reply *reply,
+                                   int replicas_acked) = 0;
+        // The connection is gone; every unanswered command was reported lost
+        // before this. The next send() reconnects.
+        virtual void on_node_down(NodeConnection &node, const std::string &why) = 0;
+
+    protected:
+        ~Handler() = default;
+    };
+
+    struct Options {
+        int connect_timeout_ms = 1000;
+        int command_timeout_ms = 2000;
+        int wait_replicas = 0;
+        int wait_timeout_ms = 200;
+        // Delay between connect attempts while a node refuses them, so that
+        // thousands of retried commands cost one connect, not thousands.
+        int reconnect_min_ms = 20;
+        int reconnect_max_ms = 1000;
+    };
+
+    NodeConnection(event_base *base, HostPort addr, Options opts, Handler &handler);
+    // Frees the hiredis context without reporting to the handler. Must not
+    // run inside one of this connection's hiredis callbacks (use close()).
+    ~NodeConnection();
+    NodeConnection(const NodeConnection &) = delete;
+    NodeConnection &operator=(const NodeConnection &) = delete;
+
+    // Queues one command, connecting first if needed. Returns false (with
+    // `error`) when no connection could be started; the handler then hears
+    // nothing about this command.
+    bool send(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error);
+
+    // Closes the connection when connecting or the oldest unanswered command
+    // has taken too long. Call from a timer, not from a hiredis callback.
+    void check_timeouts(int64_t now_ms);
+
+    // Drops the connection; unanswered commands are reported lost, then
+    // on_node_down. Deferred to the next loop turn inside a hiredis callback.
+    void close(const std::string &why);
+
+    const HostPort &addr() const { return addr_; }
+    const std::string &name() const { return name_; }
+    bool connected() const { return connected_; }
+    // Why the connection last went down ("command timeout", hiredis's
+    // error...): valid while lost commands are being reported.
+    const std::string &last_error() const { return last_error_; }
+    std::size_t unanswered() const { return sent_.size() + held_.size(); }
+    // Connect attempts that failed since the last successful one.
+    int connect_failures() const { return connect_failures_; }
+
+private:
+    struct AsyncFree {
+        void operator()(redisAsyncContext *ac) const;
+    };
+    struct EventFree {
+        void operator()(event *ev) const;
+    };
+    struct Sent {
+        Kind kind;
+        uint64_t id;
+        uint64_t generation; // which hiredis context it went out on
+        int64_t sent_ms;
+    };
+    struct Held {
+        uint64_t id;
+        Reply reply;
+    };
+
+    bool connect(std::string &error);
+    void teardown(const std::string &why);
+    void fail_held();
+    void schedule_deferred();
+    void note_connect_failure();
+
+    static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+    static void on_connect(const redisAsyncContext *ac, int status);
+    static void on_disconnect(const redisAsyncContext *ac, int status);
+    static void on_deferred(int fd, short what, void *arg);
+
+    event_base *base_;
+    HostPort addr_;
+    std::string name_;
+    Options opts_;
+    Handler &handler_;
+
+    std::unique_ptr<redisAsyncContext, AsyncFree> ctx_;
+    std::unique_ptr<event, EventFree> deferred_ev_;
+    uint64_t generation_ = 0;
+    bool connected_ = false;
+    int64_t connect_started_ms_ = 0;
+    int connect_failures_ = 0;
+    int64_t next_connect_ms_ = 0;
+    int in_callback_ = 0;
+    bool close_pending_ = false;
+    std::string close_reason_;
+    std::string last_error_;
+    bool wait_needed_ = false;
+    bool deferred_scheduled_ = false;
+    bool destroying_ = false;
+
+    std::deque<Sent> sent_;
+    std::vector<Held> held_;
+};
+
+// Milliseconds on a monotonic clock.
+int64_t now_ms();
+
+} // namespace levee::redis

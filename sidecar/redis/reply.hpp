@@ -1,0 +1,31 @@
+// An owned copy of a hiredis reply: callbacks never see hiredis memory, so a
+// reply may be kept after the callback returns and hiredis frees its own.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisReply;
+
+namespace levee::redis {
+
+struct Reply {
+    enum class Type { String, Array, Integer, Nil, Status, Error };
+
+    Type type = Type::Nil;
+    long long integer = 0;
+    std::string str; // String, Status and Error
+    std::vector<Reply> elements;
+
+    static Reply from_hiredis(const redisReply &r);
+    static Reply error(std::string message);
+    static Reply status(std::string message);
+
+    bool is_error() const { return type == Type::Error; }
+    // True for an Error whose message starts with `prefix` followed by a
+    // space or the end (Redis error codes: "MOVED", "ASK", "CLUSTERDOWN"...).
+    bool error_is(std::string_view prefix) const;
+};
+
+} // namespace levee::redis

@@ -1,0 +1,109 @@
+#include "dispatcher.hpp"
+
+#include "log.hpp"
+#include "metrics.hpp"
+
+namespace levee {
+
+namespace {
+constexpr const char *kServerName = "leveed/0.1.0";
+}
+
+const char *frame_type_name(Levee__Frame__BodyCase body) {
+    switch (body) {
+    case LEVEE__FRAME__BODY_HELLO: return "hello";
+    case LEVEE__FRAME__BODY_HELLO_REPLY: return "hello_reply";
+    case LEVEE__FRAME__BODY_PROBE: return "probe";
+    case LEVEE__FRAME__BODY_PROBE_REPLY: return "probe_reply";
+    case LEVEE__FRAME__BODY__NOT_SET: break;
+    case _LEVEE__FRAME__BODY__CASE_IS_INT_SIZE: break;
+    }
+    return "unknown";
+}
+
+Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe) : metrics_(metrics), probe_(probe) {
+    metrics_.describe("leveed_frames_in_total", "counter", "Frames received, by message type.");
+    metrics_.describe("leveed_frames_out_total", "counter", "Frames sent, by message type.");
+    metrics_.describe("leveed_replies_dropped_total", "counter", "Replies whose connection closed first.");
+    metrics_.describe("leveed_hello_total", "counter", "Hellos by result (accepted, refused).");
+}
+
+void Dispatcher::send(FrameConnection &conn, const Levee__Frame &frame) {
+    if (conn.send(frame)) {
+        metrics_.inc("leveed_frames_out_total", {{"type", frame_type_name(frame.body_case)}});
+    }
+}
+
+Reply Dispatcher::replier(const FrameConnection &conn) {
+    const std::uint64_t id = conn.id();
+    return [this, id](const Levee__Frame &frame) {
+        FrameConnection *c = server_ ? server_->find(id) : nullptr;
+        if (c == nullptr) {
+            metrics_.inc("leveed_replies_dropped_total");
+            return;
+        }
+        send(*c, frame);
+    };
+}
+
+void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
+    metrics_.inc("leveed_frames_in_total", {{"type", frame_type_name(frame->body_case)}});
+
+    if (frame->body_case == LEVEE__FRAME__BODY_HELLO) {
+        on_hello(conn, *frame);
+        return;
+    }
+    if (!conn.hello_done) {
+        log::warn("protocol_error", {{"conn", conn.id()}, {"reason", "request before hello"}});
+        conn.close("no_hello");
+        return;
+    }
+    switch (frame->body_case) {
+    case LEVEE__FRAME__BODY_PROBE:
+        probe_.run(frame->request_id, *frame->probe, replier(conn));
+        return;
+    default:
+        // Replies are never sent to leveed.
+        log::warn("protocol_error", {{"conn", conn.id()}, {"reason", "unexpected message"},
+                                     {"type", frame_type_name(frame->body_case)}});
+        conn.close("unexpected_type");
+        return;
+    }
+}
+
+void Dispatcher::on_hello(FrameConnection &conn, const Levee__Frame &frame) {
+    const Levee__Hello &hello = *frame.hello;
+    Levee__Frame out = LEVEE__FRAME__INIT;
+    Levee__HelloReply reply = LEVEE__HELLO_REPLY__INIT;
+    out.request_id = frame.request_id;
+    out.body_case = LEVEE__FRAME__BODY_HELLO_REPLY;
+    out.hello_reply = &reply;
+    reply.protocol_version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+    reply.server = const_cast<char *>(kServerName);
+
+    conn.peer = std::string(hello.client) + " pid=" + std::to_string(hello.pid);
+
+    if (hello.protocol_version != LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
+        const std::string reason = "protocol version " + std::to_string(hello.protocol_version) +
+                                   " is not supported; leveed speaks version " +
+                                   std::to_string(LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+        reply.accepted = false;
+        reply.reason = const_cast<char *>(reason.c_str());
+        metrics_.inc("leveed_hello_total", {{"result", "refused"}});
+        log::warn("hello_refused", {{"conn", conn.id()}, {"client", hello.client}, {"pid", hello.pid},
+                                    {"protocol_version", hello.protocol_version}, {"reason", reason}});
+        send(conn, out);
+        conn.close_when_flushed("protocol_version");
+        return;
+    }
+
+    conn.hello_done = true;
+    reply.accepted = true;
+    reply.reason = const_cast<char *>("");
+    metrics_.inc("leveed_hello_total", {{"result", "accepted"}});
+    log::info("hello_accepted", {{"conn", conn.id()}, {"client", hello.client}, {"pid", hello.pid},
+                                 {"worker", hello.worker}, {"protocol_version", hello.protocol_version}});
+    send(conn, out);
+}
+
+} // namespace levee

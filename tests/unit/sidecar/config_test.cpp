@@ -1,0 +1,85 @@
+#include <gtest/gtest.h>
+
+#include "config/config.hpp"
+
+namespace {
+
+TEST(Config, DefaultsAreStandaloneWithA0660Socket) {
+    levee::Config c;
+    EXPECT_TRUE(c.standalone());
+    EXPECT_EQ(c.socket_mode, 0660u);
+    EXPECT_EQ(c.max_frame_bytes, 1u << 20);
+}
+
+TEST(Config, ParsesEverySetting) {
+    levee::Config c;
+    const auto errors = levee::parse_config(
+        "# leveed\n"
+        "socket /tmp/l.sock   # trailing comment\n"
+        "socket_mode 0600\n"
+        "redis 127.0.0.1:7000,127.0.0.1:7001\n"
+        "mongo mongodb://127.0.0.1:27017/\n"
+        "mongo_database presence\n"
+        "log_level debug\n"
+        "metrics_listen 127.0.0.1:9465\n"
+        "max_frame_bytes 64k\n"
+        "\n",
+        c);
+    ASSERT_TRUE(errors.empty()) << errors[0].message;
+    EXPECT_EQ(c.socket_path, "/tmp/l.sock");
+    EXPECT_EQ(c.socket_mode, 0600u);
+    EXPECT_EQ(c.redis_seeds, "127.0.0.1:7000,127.0.0.1:7001");
+    EXPECT_EQ(c.mongo_uri, "mongodb://127.0.0.1:27017/");
+    EXPECT_EQ(c.mongo_database, "presence");
+    EXPECT_EQ(c.log_level, levee::log::Level::kDebug);
+    EXPECT_EQ(c.metrics_listen, "127.0.0.1:9465");
+    EXPECT_EQ(c.max_frame_bytes, 65536u);
+    EXPECT_FALSE(c.standalone());
+}
+
+TEST(Config, ReportsEveryErrorWithItsLine) {
+    levee::Config c;
+    const auto errors = levee::parse_config(
+        "socket relative.sock\n"
+        "bogus 1\n"
+        "\n"
+        "redis localhost\n"
+        "socket_mode 999\n"
+        "mongo http://x\n"
+        "log_level loud\n"
+        "max_frame_bytes 12\n"
+        "log_level\n",
+        c);
+    ASSERT_EQ(errors.size(), 8u);
+    const int lines[] = {1, 2, 4, 5, 6, 7, 8, 9};
+    for (std::size_t i = 0; i < errors.size(); i++) {
+        EXPECT_EQ(errors[i].line, lines[i]) << errors[i].message;
+        EXPECT_FALSE(errors[i].message.empty());
+    }
+    EXPECT_NE(errors[1].message.find("unknown setting \"bogus\""), std::string::npos);
+}
+
+TEST(Config, RefusesASettingGivenTwice) {
+    levee::Config c;
+    const auto errors = levee::parse_config("socket /a\nsocket /b\n", c);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].line, 2);
+    EXPECT_NE(errors[0].message.find("line 1"), std::string::npos);
+}
+
+TEST(Config, OverridesAreCheckedLikeTheFile) {
+    levee::Config c;
+    EXPECT_EQ(levee::apply_setting("redis", "127.0.0.1:7000", c), "");
+    EXPECT_EQ(c.redis_seeds, "127.0.0.1:7000");
+    EXPECT_NE(levee::apply_setting("redis", "nope", c), "");
+    EXPECT_NE(levee::apply_setting("socket", "x", c), "");
+}
+
+TEST(Config, UnreadableFileIsOneErrorAtLineZero) {
+    levee::Config c;
+    const auto errors = levee::load_config_file("/nonexistent/leveed.conf", c);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].line, 0);
+}
+
+} // namespace

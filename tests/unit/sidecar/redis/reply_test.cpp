@@ -1,0 +1,40 @@
+#include "reply.hpp"
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+using levee::redis::Reply;
+
+TEST(Reply, ErrorIsMatchesWholeCode) {
+    const Reply moved = Reply::error("MOVED 3999 127.0.0.1:6381");
+    EXPECT_TRUE(moved.error_is("MOVED"));
+    EXPECT_FALSE(moved.error_is("MOVE"));
+    EXPECT_FALSE(Reply::error("ASKING is fine").error_is("ASK"));
+    EXPECT_TRUE(Reply::error("ASK 1 h:1").error_is("ASK"));
+    EXPECT_TRUE(Reply::error("TRYAGAIN").error_is("TRYAGAIN"));
+    EXPECT_FALSE(Reply::status("MOVED 1 h:1").error_is("MOVED"));
+}
+
+TEST(Reply, CopiesHiredisReplyDeeply) {
+    // Build a reply the way hiredis's reader does, then copy and free it.
+    redisReader *reader = redisReaderCreate();
+    const char wire[] = "*3\r\n$3\r\nfoo\r\n:42\r\n*2\r\n+OK\r\n$-1\r\n";
+    ASSERT_EQ(redisReaderFeed(reader, wire, sizeof(wire) - 1), REDIS_OK);
+    void *raw = nullptr;
+    ASSERT_EQ(redisReaderGetReply(reader, &raw), REDIS_OK);
+    ASSERT_NE(raw, nullptr);
+    const Reply r = Reply::from_hiredis(*static_cast<redisReply *>(raw));
+    freeReplyObject(raw);
+    redisReaderFree(reader);
+
+    ASSERT_EQ(r.type, Reply::Type::Array);
+    ASSERT_EQ(r.elements.size(), 3u);
+    EXPECT_EQ(r.elements[0].type, Reply::Type::String);
+    EXPECT_EQ(r.elements[0].str, "foo");
+    EXPECT_EQ(r.elements[1].type, Reply::Type::Integer);
+    EXPECT_EQ(r.elements[1].integer, 42);
+    ASSERT_EQ(r.elements[2].elements.size(), 2u);
+    EXPECT_EQ(r.elements[2].elements[0].type, Reply::Type::Status);
+    EXPECT_EQ(r.elements[2].elements[0].str, "OK");
+    EXPECT_EQ(r.elements[2].elements[1].type, Reply::Type::Nil);
+}
