@@ -47,6 +47,25 @@ static ngx_int_t ngx_levee_link_send_hello(ngx_levee_link_t *link);
 static ngx_int_t ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame);
 
 
+#define NGX_LEVEE_LINK_MAX_HANDLERS  16
+
+typedef struct {
+    Levee__Frame__BodyCase     body;
+    ngx_levee_link_frame_pt    handler;
+    void                      *data;
+} ngx_levee_link_frame_handler_t;
+
+typedef struct {
+    ngx_levee_link_state_pt    handler;
+    void                      *data;
+} ngx_levee_link_state_handler_t;
+
+static ngx_levee_link_frame_handler_t  ngx_levee_link_frame_handlers[NGX_LEVEE_LINK_MAX_HANDLERS];
+static ngx_uint_t                      ngx_levee_link_nframe_handlers;
+static ngx_levee_link_state_handler_t  ngx_levee_link_state_handlers[NGX_LEVEE_LINK_MAX_HANDLERS];
+static ngx_uint_t                      ngx_levee_link_nstate_handlers;
+
+
 /* One link per worker process. */
 static ngx_levee_link_t  ngx_levee_link;
 
@@ -116,6 +135,84 @@ ngx_flag_t
 ngx_levee_link_ready(void)
 {
     return ngx_levee_link.state == NGX_LEVEE_LINK_READY;
+}
+
+
+ngx_int_t
+ngx_levee_link_on_frame(Levee__Frame__BodyCase body, ngx_levee_link_frame_pt handler,
+    void *data)
+{
+    ngx_levee_link_frame_handler_t  *h;
+
+    if (ngx_levee_link_nframe_handlers == NGX_LEVEE_LINK_MAX_HANDLERS) {
+        return NGX_ERROR;
+    }
+
+    h = &ngx_levee_link_frame_handlers[ngx_levee_link_nframe_handlers++];
+    h->body = body;
+    h->handler = handler;
+    h->data = data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_levee_link_on_state(ngx_levee_link_state_pt handler, void *data)
+{
+    ngx_levee_link_state_handler_t  *h;
+
+    if (ngx_levee_link_nstate_handlers == NGX_LEVEE_LINK_MAX_HANDLERS) {
+        return NGX_ERROR;
+    }
+
+    h = &ngx_levee_link_state_handlers[ngx_levee_link_nstate_handlers++];
+    h->handler = handler;
+    h->data = data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_levee_link_notify(ngx_flag_t ready)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_levee_link_nstate_handlers; i++) {
+        ngx_levee_link_state_handlers[i].handler(ready,
+                                                 ngx_levee_link_state_handlers[i].data);
+    }
+}
+
+
+ngx_int_t
+ngx_levee_link_send(Levee__Frame *frame, uint64_t *request_id)
+{
+    ngx_levee_link_t  *link = &ngx_levee_link;
+
+    if (link->state != NGX_LEVEE_LINK_READY) {
+        return NGX_DECLINED;
+    }
+
+    if (link->out->size() - link->out_sent >= NGX_LEVEE_LINK_MAX_PENDING) {
+        return NGX_BUSY;
+    }
+
+    frame->request_id = ++link->next_request_id;
+
+    if (!levee::encode_frame(*frame, *link->out)) {
+        return NGX_ERROR;
+    }
+
+    if (request_id) {
+        *request_id = frame->request_id;
+    }
+
+    /* write now if the socket takes it; otherwise the write event finishes */
+    ngx_levee_link_write_handler(link->peer.connection->write);
+
+    return NGX_OK;
 }
 
 
@@ -196,12 +293,18 @@ ngx_levee_link_connect(ngx_event_t *ev)
 static void
 ngx_levee_link_close(ngx_levee_link_t *link, ngx_uint_t reconnect)
 {
+    ngx_flag_t  was_ready = (link->state == NGX_LEVEE_LINK_READY);
+
     if (link->peer.connection) {
         ngx_close_connection(link->peer.connection);
         link->peer.connection = NULL;
     }
 
     link->state = NGX_LEVEE_LINK_IDLE;
+
+    if (was_ready) {
+        ngx_levee_link_notify(0);
+    }
 
     if (reconnect) {
         ngx_levee_link_schedule(link);
@@ -360,6 +463,7 @@ static ngx_int_t
 ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
 {
     Levee__HelloReply  *reply;
+    ngx_uint_t          i;
 
     switch (frame->body_case) {
 
@@ -385,9 +489,21 @@ ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
                       "levee: connected to sidecar %V (%s, protocol %ui)",
                       &link->name, reply->server,
                       (ngx_uint_t) reply->protocol_version);
-        return NGX_OK;
+        ngx_levee_link_notify(1);
+        return link->state == NGX_LEVEE_LINK_READY ? NGX_OK : NGX_ERROR;
 
     default:
+        if (link->state == NGX_LEVEE_LINK_READY) {
+            for (i = 0; i < ngx_levee_link_nframe_handlers; i++) {
+                if (ngx_levee_link_frame_handlers[i].body == frame->body_case) {
+                    ngx_levee_link_frame_handlers[i].handler(
+                        frame, ngx_levee_link_frame_handlers[i].data);
+                    /* a handler may have lost the link (a failed send) */
+                    return link->state == NGX_LEVEE_LINK_READY ? NGX_OK : NGX_ERROR;
+                }
+            }
+        }
+
         ngx_log_error(NGX_LOG_ERR, link->log, 0,
                       "levee: unexpected frame %d from sidecar %V, reconnecting",
                       (int) frame->body_case, &link->name);

@@ -11,13 +11,36 @@ extern "C" {
 #include <ngx_core.h>
 }
 
+#include "levee.pb-c.h"
+
 #define NGX_LEVEE_RECONNECT_MIN_MS  100
 #define NGX_LEVEE_RECONNECT_MAX_MS  5000
+/* Bytes queued for leveed beyond which ngx_levee_link_send() refuses. */
+#define NGX_LEVEE_LINK_MAX_PENDING  (8 * 1024 * 1024)
+
+/* Called for every frame of one body type that leveed sends this worker. */
+typedef void (*ngx_levee_link_frame_pt)(const Levee__Frame *frame, void *data);
+
+/* Called when the link becomes ready (hello accepted) or is lost. */
+typedef void (*ngx_levee_link_state_pt)(ngx_flag_t ready, void *data);
 
 ngx_int_t ngx_levee_link_start(ngx_cycle_t *cycle, const char *socket_path);
 void ngx_levee_link_stop(void);
 
 /* True once leveed accepted this worker's hello on the current connection. */
 ngx_flag_t ngx_levee_link_ready(void);
+
+/* Capabilities register from their init_process handlers. */
+ngx_int_t ngx_levee_link_on_frame(Levee__Frame__BodyCase body,
+    ngx_levee_link_frame_pt handler, void *data);
+ngx_int_t ngx_levee_link_on_state(ngx_levee_link_state_pt handler, void *data);
+
+/*
+ * Queues a frame for leveed, giving it the next request id (returned in
+ * *request_id if not NULL). NGX_OK: queued; NGX_DECLINED: the link is not
+ * ready; NGX_BUSY: NGX_LEVEE_LINK_MAX_PENDING bytes are already queued;
+ * NGX_ERROR: the frame is larger than a frame may be.
+ */
+ngx_int_t ngx_levee_link_send(Levee__Frame *frame, uint64_t *request_id);
 
 #endif

@@ -374,11 +374,6 @@ void ClusterClient::run_refresh(bool all_seeds) {
         }
     };
     if (!all_seeds) {
-        for (const auto &entry : nodes_) {
-            if (entry.second->connected()) {
-                add(entry.second->addr());
-            }
-        }
         for (const HostPort &hp : slots_.nodes()) {
             add(hp);
         }
@@ -386,13 +381,29 @@ void ClusterClient::run_refresh(bool all_seeds) {
     for (const HostPort &hp : seeds_) {
         add(hp);
     }
-    const std::size_t n = all_seeds ? candidates.size() : std::min(kAskAtOnce, candidates.size());
     std::vector<HostPort> chosen;
-    for (std::size_t i = 0; i < n; ++i) {
-        // Rotate so that a node that never answers is not asked first forever.
-        chosen.push_back(candidates[(refresh_rotation_ + i) % candidates.size()]);
+    if (all_seeds) {
+        chosen = candidates;
+    } else {
+        // Nodes that failed lately (dead, or frozen and timing out) go last:
+        // their answer would come late or never.
+        constexpr int64_t kSuspectMs = 5000;
+        const int64_t now = now_ms();
+        std::vector<HostPort> healthy, suspect;
+        for (const HostPort &hp : candidates) {
+            auto it = nodes_.find(hp.str());
+            const bool bad = it != nodes_.end() && it->second->last_failure_ms() >= 0 &&
+                             now - it->second->last_failure_ms() < kSuspectMs;
+            (bad ? suspect : healthy).push_back(hp);
+        }
+        // Rotate so that the same node is not always asked first.
+        for (auto *group : {&healthy, &suspect}) {
+            for (std::size_t i = 0; i < group->size() && chosen.size() < kAskAtOnce; ++i) {
+                chosen.push_back((*group)[(refresh_rotation_ + i) % group->size()]);
+            }
+        }
+        ++refresh_rotation_;
     }
-    refresh_rotation_ += 1;
 
     ++refresh_generation_;
     refresh_in_progress_ = true;

@@ -69,6 +69,7 @@ bool NodeConnection::connect(std::string &error) {
     if (ac->err != 0) {
         error = ac->errstr;
         last_error_ = error;
+        last_failure_ms_ = now_ms();
         note_connect_failure();
         redisAsyncFree(ac);
         return false;
@@ -118,7 +119,12 @@ bool NodeConnection::send(Kind kind, uint64_t id, const std::vector<std::string>
     sent_.push_back(Sent{kind, id, generation_, now_ms()});
     if (kind == Kind::Command && opts_.wait_replicas > 0) {
         wait_needed_ = true;
-        schedule_deferred();
+        if (!wait_in_flight_) {
+            schedule_deferred();
+        }
+    } else if (kind == Kind::Wait) {
+        wait_in_flight_ = true;
+        wait_needed_ = false;
     }
     return true;
 }
@@ -141,15 +147,19 @@ void NodeConnection::on_deferred(int, short, void *arg) {
             self->teardown(self->close_reason_);
         }
     }
-    if (self->wait_needed_ && self->ctx_) {
-        self->wait_needed_ = false;
-        const std::vector<std::string> argv{"WAIT", std::to_string(self->opts_.wait_replicas),
-                                            std::to_string(self->opts_.wait_timeout_ms)};
-        std::string error;
-        if (!self->send(Kind::Wait, 0, argv, error)) {
-            // The context is going away; held replies are failed with it.
-            log::debug("redis_wait_not_sent", {{"node", self->name_}, {"error", error}});
-        }
+    self->send_wait();
+}
+
+void NodeConnection::send_wait() {
+    if (!wait_needed_ || wait_in_flight_ || !ctx_) {
+        return;
+    }
+    const std::vector<std::string> argv{"WAIT", std::to_string(opts_.wait_replicas),
+                                        std::to_string(opts_.wait_timeout_ms)};
+    std::string error;
+    if (!send(Kind::Wait, 0, argv, error)) {
+        // The context is going away; held replies are failed with it.
+        log::debug("redis_wait_not_sent", {{"node", name_}, {"error", error}});
     }
 }
 
@@ -189,6 +199,8 @@ void NodeConnection::teardown(const std::string &why) {
     last_error_ = why;
     connected_ = false;
     wait_needed_ = false;
+    wait_in_flight_ = false;
+    last_failure_ms_ = now_ms();
     // Released first so that on_disconnect knows we initiated this.
     redisAsyncFree(ctx_.release());
     fail_held();
@@ -221,6 +233,8 @@ void NodeConnection::on_connect(const redisAsyncContext *ac, int status) {
     (void)self->ctx_.release();
     self->connected_ = false;
     self->wait_needed_ = false;
+    self->wait_in_flight_ = false;
+    self->last_failure_ms_ = now_ms();
     self->handler_.on_node_down(*self, self->last_error_);
 }
 
@@ -240,6 +254,8 @@ void NodeConnection::on_disconnect(const redisAsyncContext *ac, int) {
     (void)self->ctx_.release();
     self->connected_ = false;
     self->wait_needed_ = false;
+    self->wait_in_flight_ = false;
+    self->last_failure_ms_ = now_ms();
     self->fail_held();
     self->handler_.on_node_down(*self, self->last_error_);
 }
@@ -293,11 +309,14 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
         if (acked < 0) {
             log::warn("redis_wait_failed", {{"node", self->name_}, {"reply", r->str ? r->str : ""}});
         }
+        self->wait_in_flight_ = false;
         std::vector<Held> held;
         held.swap(self->held_);
         for (const Held &h : held) {
             self->handler_.on_node_reply(*self, Kind::Command, h.id, &h.reply, acked);
         }
+        // Cover what went out while this WAIT was blocking.
+        self->send_wait();
         break;
     }
     }

@@ -8,7 +8,11 @@
 //
 // With wait_replicas > 0 a `WAIT n timeout` follows each batch, and command
 // replies are held until that WAIT answers: Redis replicates asynchronously,
-// so a master killed right after answering can take the write with it.
+// so a master killed right after answering can take the write with it. At
+// most one WAIT is outstanding per connection: a WAIT blocks the connection
+// in Redis (up to its timeout when replicas lag or are missing), and one per
+// loop turn would queue up timeouts without bound. Commands sent while a
+// WAIT is out are covered by the next one, sent when it answers.
 #pragma once
 
 #include <cstdint>
@@ -94,6 +98,8 @@ public:
     std::size_t unanswered() const { return sent_.size() + held_.size(); }
     // Connect attempts that failed since the last successful one.
     int connect_failures() const { return connect_failures_; }
+    // When the connection last failed (timeout, error, refused); -1 never.
+    int64_t last_failure_ms() const { return last_failure_ms_; }
 
 private:
     struct AsyncFree {
@@ -118,6 +124,7 @@ private:
     void fail_held();
     void schedule_deferred();
     void note_connect_failure();
+    void send_wait();
 
     static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
     static void on_connect(const redisAsyncContext *ac, int status);
@@ -141,7 +148,9 @@ private:
     bool close_pending_ = false;
     std::string close_reason_;
     std::string last_error_;
-    bool wait_needed_ = false;
+    bool wait_needed_ = false;    // commands went out since the last WAIT
+    bool wait_in_flight_ = false; // a WAIT is unanswered
+    int64_t last_failure_ms_ = -1;
     bool deferred_scheduled_ = false;
     bool destroying_ = false;
 

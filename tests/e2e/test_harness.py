@@ -94,28 +94,27 @@ def test_mongo_without_server_skips_with_reason(monkeypatch):
     assert isinstance(ei.value, pytest.skip.Exception)
 
 
-def test_mongo_lifecycle_with_toy_server(monkeypatch):
-    """Exercises MongoDatabase + the wire client against harness/fake_mongo.py."""
-    fake = os.path.join(HERE, "harness", "fake_mongo.py")
-    monkeypatch.setenv("LEVEE_MONGO_SERVER_CMD", f"{sys.executable} {fake} --port {{port}} --dir {{dir}}")
-    with MongoDatabase() as db:
-        assert db.uri == f"mongodb://127.0.0.1:{db.port}/"
-        assert db.hello()["ok"] == 1.0
-        with db.client() as c:
-            assert c.insert("levee", "beats", [{"_id": "u1", "n": 1}, {"_id": "u2", "n": 2}]) == 2
-            assert c.find_one("levee", "beats", {"_id": "u2"}) == {"_id": "u2", "n": 2}
-            assert c.count("levee", "beats") == 2
-        pid = db.pids()[0]
-        db.restart()
-        assert not pid_alive(pid)
-        assert db.find_one("levee", "beats", {"_id": "u1"}) == {"_id": "u1", "n": 1}
-        db.pause()
-        with pytest.raises(OSError):
-            with db.client(timeout=0.3) as c:
-                c.ping()
-        db.resume()
-        assert db.hello()["ok"] == 1.0
-        pids = db.pids()
+def test_mongo_lifecycle(make_mongo_db):
+    """MongoDatabase and the wire client against the real test database."""
+    db = make_mongo_db()
+    assert db.uri == f"mongodb://127.0.0.1:{db.port}/"
+    assert db.hello()["ok"] == 1.0
+    with db.client() as c:
+        assert c.insert("levee", "beats", [{"_id": "u1", "n": 1}, {"_id": "u2", "n": 2}]) == 2
+        assert c.find_one("levee", "beats", {"_id": "u2"}) == {"_id": "u2", "n": 2}
+        assert c.count("levee", "beats") == 2
+    pid = db.pids()[0]
+    db.restart()
+    assert not pid_alive(pid)
+    assert db.find_one("levee", "beats", {"_id": "u1"}) == {"_id": "u1", "n": 1}
+    db.pause()
+    with pytest.raises(OSError):
+        with db.client(timeout=0.3) as c:
+            c.ping()
+    db.resume()
+    assert db.hello()["ok"] == 1.0
+    pids = db.pids()
+    db.stop()
     assert pids and gone(pids)
 
 
@@ -295,36 +294,17 @@ def test_sigterm_kills_children_and_removes_tmp(tmp_path):
             p.wait()
 
 
-FAKE_LEVEED = """#!{python}
-# stands in for leveed: reads the config, listens on the socket, logs, exits on SIGTERM
-import os, signal, socket, sys
-conf = dict(l.split(None, 1) for l in open(sys.argv[2]).read().splitlines()
-            if l.strip() and not l.startswith("#"))
-log = open(conf["log_file"].strip(), "a", buffering=1)
-s = socket.socket(socket.AF_UNIX); s.bind(conf["socket"].strip()); s.listen(8)
-log.write("listening on %s redis=%s\\n" % (conf["socket"].strip(), conf.get("redis", "").strip()))
-def term(*_):
-    log.write("stopping\\n"); os.unlink(conf["socket"].strip()); sys.exit(0)
-signal.signal(signal.SIGTERM, term)
-while True:
-    c, _ = s.accept(); c.close()
-"""
-
-
-def test_leveed_wrapper_with_stand_in(tmp_path, make_leveed):
-    exe = tmp_path / "leveed"
-    exe.write_text(FAKE_LEVEED.format(python=sys.executable))
-    exe.chmod(0o755)
-    d = make_leveed(str(exe), redis_seeds=["127.0.0.1:1", "127.0.0.1:2"], mongo_uri="mongodb://x/",
+def test_leveed_wrapper(make_leveed):
+    d = make_leveed(redis_seeds=["127.0.0.1:1", "127.0.0.1:2"], mongo_uri="mongodb://127.0.0.1:1/",
                     extra_config="log_level info\nmax_connections 9\n")
     conf = open(d.config_path).read()
-    assert "redis 127.0.0.1:1,127.0.0.1:2\n" in conf and "mongo mongodb://x/\n" in conf
+    assert "redis 127.0.0.1:1,127.0.0.1:2\n" in conf and "mongo mongodb://127.0.0.1:1/\n" in conf
     assert conf.count("log_level") == 1 and "max_connections 9" in conf
-    d.wait_for_log(r"listening on .*redis=127\.0\.0\.1:1", timeout=5)
+    d.wait_for_log(r"info started .*redis=127\.0\.0\.1:1", timeout=5)
     d.connect().close()
     pid = d.pid
     d.restart()
     assert d.pid != pid and not pid_alive(pid)
     d.stop()
-    assert "stopping" in d.log() and not pid_alive(d.proc.pid)
+    assert "stopped exit_code=0" in d.log() and not pid_alive(d.proc.pid)
     d.stop()

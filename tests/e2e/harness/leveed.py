@@ -129,8 +129,9 @@ class Leveed(Component):
         return rc
 
     def kill(self) -> None:
-        """SIGKILL (no cleanup in leveed)."""
+        """SIGKILL (no cleanup in leveed); ``start()`` runs it again."""
         _proc.kill_group(self.proc)
+        self.started = False
 
     def send_signal(self, sig: int) -> None:
         os.kill(self.proc.pid, sig)

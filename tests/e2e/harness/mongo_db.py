@@ -34,9 +34,15 @@ ENV_CMD = "LEVEE_MONGO_SERVER_CMD"
 def default_server_command(port: int, dir: str) -> list[str] | None:
     """The command line of the default server, or None if there is none.
 
-    Currently: a ``ferretdb`` binary (v1 flags, SQLite backend) if one is on
-    PATH or in ``~/go/bin``; otherwise None.
+    SecantusDB (MongoDB wire protocol on WiredTiger, from PyPI), as
+    scripts/install-deps.sh installs it; else a ``ferretdb`` v1 binary (the
+    design's first choice, not installable here) if one is on PATH.
     """
+    tools = os.environ.get("LEVEE_TOOLS_DIR", "/opt/levee-tools")
+    secantus = _existing(os.path.join(tools, "secantus-venv", "bin", "secantusd-py"))
+    if secantus is not None:
+        return [secantus, "--host", "127.0.0.1", "--port", str(port), "--storage-path", dir,
+                "--standalone", "--cache-size", "128M", "--log-level", "WARNING"]
     exe = shutil.which("ferretdb") or _existing(os.path.expanduser("~/go/bin/ferretdb"))
     if exe is None:
         return None
