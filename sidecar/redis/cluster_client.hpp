@@ -93,7 +93,8 @@ public:
 
     // Discovers the topology (CLUSTER SLOTS) from the first seed that
     // answers; `on_ready(false, ...)` when none does. Commands issued before
-    // are held (within max_retry_ms) until the slot map is known.
+    // are held (within max_retry_ms) until the slot map is known. on_ready
+    // may run before start() returns (every seed refused at once).
     void start(std::function<void(bool ok, const std::string &error)> on_ready);
 
     // Routes by the slot of `key`. argv is the full command, e.g.
