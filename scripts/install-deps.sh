@@ -22,6 +22,7 @@ packages=(
     clang libclang-rt-14-dev
     python3 python3-pytest python3-venv
     wrk procps iproute2
+    libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core
 )
 
 missing=()

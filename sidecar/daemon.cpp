@@ -1,5 +1,6 @@
 #include "daemon.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -14,7 +15,11 @@
 #include "metrics.hpp"
 #include "metrics_http.hpp"
 #include "net/frame_server.hpp"
+#include "presence_writer.hpp"
+#include "service/presence_service.hpp"
+#include "spool.hpp"
 #include "service/dispatcher.hpp"
+#include "service/limit_service.hpp"
 #include "service/probe.hpp"
 
 namespace levee {
@@ -27,17 +32,31 @@ struct Daemon::Parts {
     Metrics metrics;
     std::unique_ptr<redis::ClusterClient> redis;
     std::unique_ptr<DocumentStore> mongo;
+    std::unique_ptr<Spool> spool;
+    std::unique_ptr<PresenceWriter> presence_writer;
     std::unique_ptr<ProbeService> probe;
+    std::unique_ptr<PresenceService> presence;
+    std::unique_ptr<LimitService> limit;
     std::unique_ptr<Dispatcher> dispatcher;
     std::unique_ptr<FrameServer> server;
     std::unique_ptr<MetricsHttp> metrics_http;
     std::vector<EventPtr> signals;
     EventPtr drain_deadline{nullptr, event_free};
+    EventPtr housekeeping{nullptr, event_free};
     bool draining = false;
     int exit_code = 0;
 
+    ~Parts() {
+        // The client answers what is still in flight from its destructor:
+        // the services those answers reach must still exist.
+        redis.reset();
+    }
     bool start();
+    bool start_redis();
+    bool start_mongo();
     void begin_drain(const char *why);
+    void update_gauges();
+    static void on_housekeeping(evutil_socket_t, short, void *arg);
     void finish_drain();
     static void on_signal(evutil_socket_t sig, short, void *arg);
     static void on_drain_deadline(evutil_socket_t, short, void *arg);
@@ -59,36 +78,17 @@ bool Daemon::Parts::start() {
     metrics.describe("leveed_up", "gauge", "1 while leveed runs.");
     metrics.set("leveed_up", {}, 1);
 
-    if (!config.redis_seeds.empty()) {
-        std::vector<redis::HostPort> seeds;
-        std::string error;
-        if (!redis::parse_host_ports(config.redis_seeds, seeds, error)) {
-            log::error("startup_failed", {{"reason", error}});
-            return false;
-        }
-        redis = std::make_unique<redis::ClusterClient>(base.get(), seeds);
-        redis->start([seeds = config.redis_seeds](bool ok, const std::string &err) {
-            if (ok) {
-                log::info("redis_cluster_ready", {{"seeds", seeds}});
-            } else {
-                log::warn("redis_cluster_unavailable", {{"seeds", seeds}, {"error", err}});
-            }
-        });
-    }
-    if (!config.mongo_uri.empty()) {
-        mongo = std::make_unique<DocumentStore>(base.get(), config.mongo_uri, config.mongo_database, metrics);
-        std::string error;
-        if (!mongo->start(error)) {
-            log::error("startup_failed", {{"reason", error}});
-            return false;
-        }
+    if (!start_redis() || !start_mongo()) {
+        return false;
     }
     if (config.standalone()) {
         log::info("standalone_mode", {{"reason", "no redis and no mongo configured"}});
     }
 
     probe = std::make_unique<ProbeService>(redis.get(), mongo.get());
-    dispatcher = std::make_unique<Dispatcher>(metrics, *probe);
+    presence = std::make_unique<PresenceService>(redis.get(), spool.get(), metrics);
+    limit = std::make_unique<LimitService>(redis.get(), metrics);
+    dispatcher = std::make_unique<Dispatcher>(metrics, *probe, *presence, *limit);
     FrameServerOptions opts;
     opts.socket_path = config.socket_path;
     opts.socket_mode = config.socket_mode;
@@ -112,6 +112,11 @@ bool Daemon::Parts::start() {
             return false;
         }
     }
+
+    housekeeping.reset(event_new(base.get(), -1, EV_PERSIST, on_housekeeping, this));
+    const std::uint32_t tick_ms = std::min<std::uint32_t>(config.spool_fsync_interval_ms, 1000);
+    const timeval tick{static_cast<time_t>(tick_ms / 1000), static_cast<suseconds_t>((tick_ms % 1000) * 1000)};
+    event_add(housekeeping.get(), &tick);
 
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
         EventPtr ev(evsignal_new(base.get(), sig, on_signal, this), event_free);
@@ -137,6 +142,100 @@ bool Daemon::Parts::start() {
                           {"metrics", config.metrics_listen.empty() ? "-" : config.metrics_listen},
                           {"pid", static_cast<long>(::getpid())}});
     return true;
+}
+
+bool Daemon::Parts::start_redis() {
+    if (config.redis_seeds.empty()) {
+        return true;
+    }
+    std::vector<redis::HostPort> seeds;
+    std::string error;
+    if (!redis::parse_host_ports(config.redis_seeds, seeds, error)) {
+        log::error("startup_failed", {{"reason", error}});
+        return false;
+    }
+    redis::ClusterOptions opts;
+    opts.wait_replicas = static_cast<int>(config.redis_wait_replicas);
+    opts.wait_timeout_ms = static_cast<int>(config.redis_wait_timeout_ms);
+    redis = std::make_unique<redis::ClusterClient>(base.get(), seeds, opts);
+    // The client keeps cumulative counts; they are published as counters.
+    for (const char *name : {"commands", "errors", "moved", "ask", "refused_full", "slot_refreshes", "retries",
+                             "node_commands", "node_errors"}) {
+        metrics.describe(std::string("leveed_redis_") + name + "_total", "counter",
+                         std::string("Redis Cluster client: ") + name + ".");
+    }
+    redis->start([seeds = config.redis_seeds](bool ok, const std::string &err) {
+        if (ok) {
+            log::info("redis_cluster_ready", {{"seeds", seeds}});
+        } else {
+            log::warn("redis_cluster_unavailable", {{"seeds", seeds}, {"error", err}});
+        }
+    });
+    return true;
+}
+
+bool Daemon::Parts::start_mongo() {
+    if (config.mongo_uri.empty()) {
+        return true;
+    }
+    std::string error;
+    mongo = std::make_unique<DocumentStore>(base.get(), config.mongo_uri, config.mongo_database, metrics);
+    if (!mongo->start(error)) {
+        log::error("startup_failed", {{"reason", error}});
+        return false;
+    }
+    SpoolOptions so;
+    so.dir = config.spool_dir;
+    so.fsync = config.spool_fsync == "always" ? SpoolFsync::kAlways
+               : config.spool_fsync == "never" ? SpoolFsync::kNever
+                                               : SpoolFsync::kInterval;
+    spool = Spool::open(so, error);
+    if (!spool) {
+        log::error("startup_failed", {{"reason", "spool: " + error}});
+        return false;
+    }
+    log::info("spool_opened", {{"dir", config.spool_dir}, {"pending_records", spool->pending_records()},
+                               {"fsync", config.spool_fsync}});
+    PresenceWriterOptions wo;
+    wo.database = config.mongo_database;
+    wo.flush_ms = config.mongo_flush_ms;
+    wo.ttl_s = config.mongo_ttl_s;
+    presence_writer = std::make_unique<PresenceWriter>(mongo->pool(), *spool, wo, metrics);
+    presence_writer->start();
+    return true;
+}
+
+void Daemon::Parts::update_gauges() {
+    if (spool) {
+        metrics.set("leveed_spool_pending_records", {}, static_cast<double>(spool->pending_records()));
+        metrics.set("leveed_spool_pending_bytes", {}, static_cast<double>(spool->pending_bytes()));
+    }
+    if (redis) {
+        const redis::ClusterStats &s = redis->stats();
+        metrics.set("leveed_redis_commands_total", {}, static_cast<double>(s.commands));
+        metrics.set("leveed_redis_errors_total", {}, static_cast<double>(s.errors));
+        metrics.set("leveed_redis_moved_total", {}, static_cast<double>(s.moved));
+        metrics.set("leveed_redis_ask_total", {}, static_cast<double>(s.ask));
+        metrics.set("leveed_redis_refused_full_total", {}, static_cast<double>(s.refused_full));
+        metrics.set("leveed_redis_slot_refreshes_total", {}, static_cast<double>(s.slot_refreshes));
+        metrics.set("leveed_redis_retries_total", {}, static_cast<double>(s.retries));
+        metrics.set("leveed_redis_in_flight", {}, static_cast<double>(redis->in_flight()));
+        for (const auto &[node, counts] : s.per_node_commands_errors) {
+            metrics.set("leveed_redis_node_commands_total", {{"node", node}}, static_cast<double>(counts.first));
+            metrics.set("leveed_redis_node_errors_total", {{"node", node}}, static_cast<double>(counts.second));
+        }
+    }
+}
+
+void Daemon::Parts::on_housekeeping(evutil_socket_t, short, void *arg) {
+    auto *self = static_cast<Parts *>(arg);
+    if (self->spool && self->config.spool_fsync == "interval") {
+        std::string error;
+        if (!self->spool->sync(error)) {
+            log::error("spool_sync_failed", {{"error", error}});
+        }
+    }
+    self->update_gauges();
 }
 
 void Daemon::Parts::on_signal(evutil_socket_t sig, short, void *arg) {
@@ -192,7 +291,14 @@ void Daemon::Parts::on_drain_deadline(evutil_socket_t, short, void *arg) {
 }
 
 void Daemon::Parts::finish_drain() {
-    log::info("drained");
+    if (spool) {
+        std::string error;
+        if (!spool->sync(error)) {
+            log::error("spool_sync_failed", {{"error", error}});
+            exit_code = 1;
+        }
+    }
+    log::info("drained", {{"spooled", spool ? spool->pending_records() : 0}});
     event_base_loopbreak(base.get());
 }
 

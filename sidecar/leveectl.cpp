@@ -2,6 +2,8 @@
 // would. For operators checking a deployment, and for the tests.
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -20,6 +22,10 @@ constexpr const char *kUsage =
     "  hello              say hello and print leveed's answer\n"
     "  probe KEY VALUE    write KEY into Redis and a document into the database,\n"
     "                     read both back through leveed, print what came back\n"
+    "  beat USER [ROOM]   send one presence record (last_seen = now) and wait for the ack\n"
+    "  bench-presence SECONDS BATCH IN_FLIGHT USERS\n"
+    "                     send presence batches for SECONDS with IN_FLIGHT batches\n"
+    "                     unacknowledged at most; print acknowledged records/s\n"
     "exit: 0 ok, 1 refused or failed, 2 usage, 3 cannot reach leveed\n";
 
 class Client {
@@ -141,6 +147,103 @@ int probe(Client &client, const std::string &key, const std::string &value) {
     return r.ok ? 0 : 1;
 }
 
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// A PresenceBatch frame of one record per name.
+struct BatchFrame {
+    std::vector<std::string> names;
+    std::vector<Levee__PresenceRecord> records;
+    std::vector<Levee__PresenceRecord *> pointers;
+    Levee__PresenceBatch batch = LEVEE__PRESENCE_BATCH__INIT;
+    Levee__Frame frame = LEVEE__FRAME__INIT;
+
+    BatchFrame(std::vector<std::string> users, const char *room, std::int64_t seen) : names(std::move(users)) {
+        records.resize(names.size());
+        pointers.resize(names.size());
+        for (std::size_t i = 0; i < names.size(); i++) {
+            levee__presence_record__init(&records[i]);
+            records[i].user = const_cast<char *>(names[i].c_str());
+            records[i].room = const_cast<char *>(room);
+            records[i].last_seen_ms = seen;
+            pointers[i] = &records[i];
+        }
+        batch.ttl_ms = 180000;
+        batch.n_records = names.size();
+        batch.records = pointers.data();
+        frame.body_case = LEVEE__FRAME__BODY_PRESENCE_BATCH;
+        frame.presence_batch = &batch;
+    }
+};
+
+int beat(Client &client, const std::string &user, const std::string &room) {
+    BatchFrame b({user}, room.c_str(), now_ms());
+    b.frame.request_id = 3;
+    if (!client.send(b.frame)) {
+        std::fprintf(stderr, "leveectl: %s\n", client.error().c_str());
+        return 3;
+    }
+    levee::FramePtr reply = client.receive();
+    if (!reply || reply->body_case != LEVEE__FRAME__BODY_PRESENCE_ACK) {
+        std::fprintf(stderr, "leveectl: no presence ack: %s\n", client.error().c_str());
+        return 3;
+    }
+    std::printf("ok=%s records=%u error=%s\n", reply->presence_ack->ok ? "yes" : "no", reply->presence_ack->records,
+                reply->presence_ack->error);
+    return reply->presence_ack->ok ? 0 : 1;
+}
+
+int bench_presence(Client &client, int seconds, int batch, int in_flight, int users) {
+    std::vector<std::string> pool;
+    pool.reserve(static_cast<std::size_t>(users));
+    for (int i = 0; i < users; i++) {
+        pool.push_back("bench-user-" + std::to_string(i));
+    }
+    std::uint64_t next_user = 0, sent_batches = 0, acked_records = 0, failed_batches = 0, request = 10;
+    int outstanding = 0;
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + std::chrono::seconds(seconds);
+    std::vector<std::string> names(static_cast<std::size_t>(batch));
+    for (;;) {
+        const bool sending = std::chrono::steady_clock::now() < deadline;
+        while (sending && outstanding < in_flight) {
+            for (auto &n : names) {
+                n = pool[next_user++ % pool.size()];
+            }
+            BatchFrame b(names, "", now_ms());
+            b.frame.request_id = ++request;
+            if (!client.send(b.frame)) {
+                std::fprintf(stderr, "leveectl: %s\n", client.error().c_str());
+                return 3;
+            }
+            outstanding++;
+            sent_batches++;
+        }
+        if (outstanding == 0) {
+            break;
+        }
+        levee::FramePtr reply = client.receive();
+        if (!reply || reply->body_case != LEVEE__FRAME__BODY_PRESENCE_ACK) {
+            std::fprintf(stderr, "leveectl: no presence ack: %s\n", client.error().c_str());
+            return 3;
+        }
+        outstanding--;
+        if (reply->presence_ack->ok) {
+            acked_records += reply->presence_ack->records;
+        } else {
+            failed_batches++;
+        }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("RESULT seconds=%.2f batches=%llu acked_records=%llu failed_batches=%llu records_per_s=%.0f\n", secs,
+                static_cast<unsigned long long>(sent_batches), static_cast<unsigned long long>(acked_records),
+                static_cast<unsigned long long>(failed_batches), static_cast<double>(acked_records) / secs);
+    return failed_batches == 0 ? 0 : 1;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -171,6 +274,16 @@ int main(int argc, char **argv) {
     }
     if (args[0] == "hello" && args.size() == 1) {
         return hello(client, version, false);
+    }
+    if (args[0] == "beat" && (args.size() == 2 || args.size() == 3)) {
+        const int rc = hello(client, version, true);
+        return rc != 0 ? rc : beat(client, args[1], args.size() == 3 ? args[2] : "");
+    }
+    if (args[0] == "bench-presence" && args.size() == 5) {
+        const int rc = hello(client, version, true);
+        return rc != 0 ? rc
+                       : bench_presence(client, std::atoi(args[1].c_str()), std::atoi(args[2].c_str()),
+                                        std::atoi(args[3].c_str()), std::atoi(args[4].c_str()));
     }
     if (args[0] == "probe" && args.size() == 3) {
         const int rc = hello(client, version, true);

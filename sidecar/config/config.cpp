@@ -141,6 +141,43 @@ const std::map<std::string, Setter> &setters() {
          [](const std::string &v, Config &c) -> std::string {
              return parse_u32(v, 0, 600000, c.drain_timeout_ms) ? "" : "drain_timeout_ms must be 0..600000";
          }},
+        {"spool_dir",
+         [](const std::string &v, Config &c) -> std::string {
+             if (v.empty() || v[0] != '/') {
+                 return "spool_dir must be an absolute path";
+             }
+             c.spool_dir = v;
+             return "";
+         }},
+        {"spool_fsync",
+         [](const std::string &v, Config &c) -> std::string {
+             if (v != "always" && v != "interval" && v != "never") {
+                 return "spool_fsync must be always, interval or never";
+             }
+             c.spool_fsync = v;
+             return "";
+         }},
+        {"spool_fsync_interval_ms",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 1, 60000, c.spool_fsync_interval_ms) ? ""
+                                                                       : "spool_fsync_interval_ms must be 1..60000";
+         }},
+        {"mongo_flush_ms",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 10, 3600000, c.mongo_flush_ms) ? "" : "mongo_flush_ms must be 10..3600000";
+         }},
+        {"mongo_ttl_s",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 1, 2000000000, c.mongo_ttl_s) ? "" : "mongo_ttl_s must be a positive number";
+         }},
+        {"redis_wait_replicas",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 0, 16, c.redis_wait_replicas) ? "" : "redis_wait_replicas must be 0..16";
+         }},
+        {"redis_wait_timeout_ms",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 1, 10000, c.redis_wait_timeout_ms) ? "" : "redis_wait_timeout_ms must be 1..10000";
+         }},
     };
     return table;
 }

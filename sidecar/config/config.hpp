@@ -24,6 +24,17 @@ struct Config {
     std::uint32_t max_frame_bytes = 1u << 20;
     std::uint32_t max_connections = 1024;
     std::uint32_t drain_timeout_ms = 10000;
+    // The write-ahead spool that feeds the MongoDB write-behind.
+    std::string spool_dir = "/var/lib/levee/spool";
+    std::string spool_fsync = "interval";     // always | interval | never
+    std::uint32_t spool_fsync_interval_ms = 100;
+    std::uint32_t mongo_flush_ms = 1000;      // write-behind interval
+    std::uint32_t mongo_ttl_s = 30 * 86400;   // presence documents expire after this
+    // Redis replicates asynchronously: WAIT for this many replicas after each
+    // pipelined batch before acknowledging, so a killed master loses nothing
+    // we acknowledged.
+    std::uint32_t redis_wait_replicas = 1;
+    std::uint32_t redis_wait_timeout_ms = 100;
 
     bool standalone() const { return redis_seeds.empty() && mongo_uri.empty(); }
 };

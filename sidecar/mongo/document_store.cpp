@@ -2,29 +2,12 @@
 
 #include <mongoc/mongoc.h>
 
+#include "bson_ptr.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 
 namespace levee {
 namespace {
-
-// Owns a heap bson_t (unique_ptr<bson_t> trips -Wignored-attributes: bson_t is over-aligned).
-class BsonPtr {
-  public:
-    explicit BsonPtr(bson_t *b) : b_(b) {}
-    ~BsonPtr() {
-        if (b_) {
-            bson_destroy(b_);
-        }
-    }
-    BsonPtr(const BsonPtr &) = delete;
-    BsonPtr &operator=(const BsonPtr &) = delete;
-    bson_t *get() const { return b_; }
-    explicit operator bool() const { return b_ != nullptr; }
-
-  private:
-    bson_t *b_;
-};
 
 struct CollectionDeleter {
     void operator()(mongoc_collection_t *c) const { mongoc_collection_destroy(c); }

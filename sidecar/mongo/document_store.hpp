@@ -39,6 +39,8 @@ class DocumentStore {
     void flush(std::function<void()> done);
 
     std::size_t queued() const;
+    // Thread-safe; for other writers of the same database (PresenceWriter).
+    mongoc_client_pool_t *pool() const { return pool_.get(); }
     bool is_mongos() const { return is_mongos_; }
 
   private:

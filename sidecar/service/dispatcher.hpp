@@ -6,6 +6,8 @@
 #include <string>
 
 #include "net/frame_server.hpp"
+#include "service/limit_service.hpp"
+#include "service/presence_service.hpp"
 #include "service/probe.hpp"
 
 namespace levee {
@@ -14,7 +16,7 @@ class Metrics;
 
 class Dispatcher : public FrameHandler {
   public:
-    Dispatcher(Metrics &metrics, ProbeService &probe);
+    Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit);
     void attach(FrameServer &server) { server_ = &server; }
     void handle(FrameConnection &conn, FramePtr frame) override;
 
@@ -26,6 +28,8 @@ class Dispatcher : public FrameHandler {
 
     Metrics &metrics_;
     ProbeService &probe_;
+    PresenceService &presence_;
+    LimitService &limit_;
     FrameServer *server_ = nullptr;
 };
 

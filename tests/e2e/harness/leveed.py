@@ -65,6 +65,9 @@ class Leveed(Component):
         if self.metrics_port:
             self.settings["metrics_listen"] = f"127.0.0.1:{self.metrics_port}"
         self.settings["pid_file"] = self.pid_file
+        # kept across restart(): the spool must survive leveed
+        self.spool_dir = os.path.join(self.dir, "spool")
+        self.settings["spool_dir"] = self.spool_dir
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         self.config_path = os.path.join(self.dir, "leveed.conf")
         self.write_config()

@@ -1,0 +1,28 @@
+-- Leases global rate-limit quota: takes up to `want` tokens from one GCRA
+-- bucket, so that every token goes to exactly one nginx. Same arithmetic as
+-- ngx_module/core/gcra.cpp (gcra_take_n).
+-- KEYS[1] = bucket, e.g. "levee:limit:{zone:key}"
+-- ARGV[1] = period_us (1 / rate), ARGV[2] = capacity (burst + 1), ARGV[3] = want
+-- Returns the number of tokens granted.
+-- The clock is the master's (TIME): one clock per bucket, whichever nginx asks.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local period = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then
+  tat = now
+end
+local room = now + capacity * period - tat
+if room <= 0 or want <= 0 then
+  return 0
+end
+local n = math.floor(room / period)
+if n > want then
+  n = want
+end
+tat = tat + n * period
+-- the key outlives its state by a second: an idle bucket is a full bucket
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+return n

@@ -1,0 +1,14 @@
+// How much global quota an nginx asks leveed for, per key and sync interval.
+#pragma once
+
+#include <cstdint>
+
+namespace levee::limit {
+
+// Enough for the demand seen over the last interval, twice (asking ahead of
+// need, as Doorman does), less what is still held; never more than the
+// bucket can hold plus what it refills in two intervals, since Redis could
+// not grant more anyway. 0: nothing to ask.
+uint32_t lease_want(uint32_t demand, int32_t held, uint64_t capacity, uint64_t refill_per_sync);
+
+} // namespace levee::limit

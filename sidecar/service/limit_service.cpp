@@ -1,0 +1,164 @@
+#include "limit_service.hpp"
+
+#include <chrono>
+#include <vector>
+
+#include "cluster_client.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "script.hpp"
+
+namespace levee {
+namespace {
+
+// Beyond this many standalone buckets, full (idle) ones are swept.
+constexpr std::size_t kLocalSweepAt = 100000;
+
+struct Grant {
+    std::string zone;
+    std::string key;
+    std::uint32_t granted = 0;
+    bool failed = false;
+};
+
+// Collects the answers of one lease request; replies when all are in.
+struct LeaseState {
+    std::uint64_t request_id = 0;
+    Reply reply;
+    std::vector<Grant> grants;
+    std::size_t pending = 0;
+    std::string error;
+
+    void finish() {
+        std::vector<Levee__LimitLeaseGrant> out(grants.size());
+        std::vector<Levee__LimitLeaseGrant *> ptrs(grants.size());
+        for (std::size_t i = 0; i < grants.size(); i++) {
+            levee__limit_lease_grant__init(&out[i]);
+            out[i].zone = const_cast<char *>(grants[i].zone.c_str());
+            out[i].key.data = reinterpret_cast<uint8_t *>(grants[i].key.data());
+            out[i].key.len = grants[i].key.size();
+            out[i].granted = grants[i].granted;
+            out[i].failed = grants[i].failed;
+            ptrs[i] = &out[i];
+        }
+        Levee__LimitLeaseReply body = LEVEE__LIMIT_LEASE_REPLY__INIT;
+        body.n_grants = ptrs.size();
+        body.grants = ptrs.data();
+        body.error = const_cast<char *>(error.c_str());
+        Levee__Frame frame = LEVEE__FRAME__INIT;
+        frame.request_id = request_id;
+        frame.body_case = LEVEE__FRAME__BODY_LIMIT_LEASE_REPLY;
+        frame.limit_lease_reply = &body;
+        reply(frame);
+    }
+};
+
+std::int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+} // namespace
+
+LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics) : redis_(redis), metrics_(metrics) {
+    if (redis_ != nullptr) {
+        script_ = std::make_unique<redis::Script>(*redis_, "limit_lease");
+    }
+    metrics_.describe("leveed_limit_leases_total", "counter", "Keys asked for quota, by result (ok, failed).");
+    metrics_.describe("leveed_limit_tokens_granted_total", "counter", "Global rate-limit tokens leased to nginx.");
+}
+
+LimitService::~LimitService() = default;
+
+std::string LimitService::bucket_key(const std::string &zone, const std::string &key) {
+    return "levee:limit:{" + zone + ":" + key + "}";
+}
+
+std::uint32_t LimitService::grant_locally(const std::string &bucket, const Levee__LimitLeaseEntry &e) {
+    const std::int64_t now = now_us();
+    if (local_.size() > kLocalSweepAt) {
+        for (auto it = local_.begin(); it != local_.end();) {
+            it = it->second <= now ? local_.erase(it) : std::next(it);
+        }
+    }
+    std::int64_t &tat = local_[bucket];
+    const std::int64_t period = static_cast<std::int64_t>(e.period_us);
+    const std::int64_t start = tat > now ? tat : now;
+    const std::int64_t room = now + static_cast<std::int64_t>(e.capacity) * period - start;
+    if (room <= 0 || period <= 0) {
+        return 0;
+    }
+    std::int64_t n = room / period;
+    if (n > static_cast<std::int64_t>(e.want)) {
+        n = e.want;
+    }
+    tat = start + n * period;
+    return static_cast<std::uint32_t>(n);
+}
+
+void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseRequest &request, Reply reply) {
+    auto st = std::make_shared<LeaseState>();
+    st->request_id = request_id;
+    st->reply = std::move(reply);
+    st->grants.resize(request.n_entries);
+
+    for (std::size_t i = 0; i < request.n_entries; i++) {
+        const Levee__LimitLeaseEntry &e = *request.entries[i];
+        Grant &g = st->grants[i];
+        g.zone = e.zone;
+        g.key.assign(reinterpret_cast<const char *>(e.key.data), e.key.len);
+    }
+
+    if (redis_ == nullptr) {
+        std::uint64_t total = 0;
+        for (std::size_t i = 0; i < request.n_entries; i++) {
+            Grant &g = st->grants[i];
+            g.granted = grant_locally(bucket_key(g.zone, g.key), *request.entries[i]);
+            total += g.granted;
+        }
+        metrics_.inc("leveed_limit_leases_total", {{"result", "ok"}}, static_cast<double>(request.n_entries));
+        metrics_.inc("leveed_limit_tokens_granted_total", {}, static_cast<double>(total));
+        st->finish();
+        return;
+    }
+
+    st->pending = request.n_entries + 1;
+    auto one_done = [st] {
+        if (--st->pending == 0) {
+            st->finish();
+        }
+    };
+    for (std::size_t i = 0; i < request.n_entries; i++) {
+        const Levee__LimitLeaseEntry &e = *request.entries[i];
+        const std::string bucket = bucket_key(st->grants[i].zone, st->grants[i].key);
+        // Pipelined by the cluster client: one round trip per node, not per key.
+        const bool queued = script_->run(
+            {bucket}, {std::to_string(e.period_us), std::to_string(e.capacity), std::to_string(e.want)},
+            [this, st, i, one_done](const redis::Reply &r) {
+                Grant &g = st->grants[i];
+                if (r.type == redis::Reply::Type::Integer && r.integer >= 0) {
+                    g.granted = static_cast<std::uint32_t>(r.integer);
+                    metrics_.inc("leveed_limit_leases_total", {{"result", "ok"}});
+                    metrics_.inc("leveed_limit_tokens_granted_total", {}, static_cast<double>(g.granted));
+                } else {
+                    g.failed = true;
+                    metrics_.inc("leveed_limit_leases_total", {{"result", "failed"}});
+                    if (st->error.empty()) {
+                        st->error = r.is_error() ? r.str : "unexpected reply to limit_lease";
+                        log::warn("limit_lease_failed", {{"zone", g.zone}, {"error", st->error}});
+                    }
+                }
+                one_done();
+            });
+        if (!queued) {
+            st->grants[i].failed = true;
+            if (st->error.empty()) {
+                st->error = "redis: too many commands in flight";
+            }
+            one_done();
+        }
+    }
+    one_done();
+}
+
+} // namespace levee

@@ -1,0 +1,53 @@
+// Presence batches from the module: each record goes into the spool (for the
+// MongoDB write-behind) and into the Redis Cluster with its TTL; the batch is
+// acknowledged only when both hold it. Standalone (no Redis), presence lives
+// in this process's memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "levee.pb-c.h"
+#include "service/probe.hpp"
+
+namespace levee {
+
+namespace redis {
+class ClusterClient;
+class Script;
+} // namespace redis
+class Metrics;
+class Spool;
+
+// The Redis key of a user's presence. The hash tag keeps all of one user's
+// keys in one slot.
+std::string presence_key(const std::string &user);
+
+constexpr std::size_t kMaxPresenceUserBytes = 256;
+
+class PresenceService {
+  public:
+    // Either may be null: no Redis is standalone mode, no spool means no database.
+    PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics);
+    ~PresenceService();
+
+    void handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply);
+
+    // Standalone mode: last_seen of a user, or -1.
+    std::int64_t local_last_seen(const std::string &user, std::int64_t now_ms) const;
+
+  private:
+    redis::ClusterClient *redis_;
+    Spool *spool_;
+    Metrics &metrics_;
+    std::unique_ptr<redis::Script> beat_;
+    struct Local {
+        std::int64_t last_seen_ms;
+        std::int64_t expires_ms;
+    };
+    std::unordered_map<std::string, Local> local_;
+};
+
+} // namespace levee

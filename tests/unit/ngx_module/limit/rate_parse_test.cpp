@@ -1,0 +1,36 @@
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+#include "rate_parse.hpp"
+
+using namespace levee::limit;
+
+static const char *rate(const char *s, Rate &r) { return parse_rate(s, std::strlen(s), r); }
+
+TEST(RateParse, Accepts) {
+    Rate r;
+    ASSERT_EQ(rate("100r/s", r), nullptr);
+    EXPECT_EQ(r.requests, 100u);
+    EXPECT_EQ(r.window_s, 1u);
+    ASSERT_EQ(rate("1000r/m", r), nullptr);
+    EXPECT_EQ(r.requests, 1000u);
+    EXPECT_EQ(r.window_s, 60u);
+}
+
+TEST(RateParse, Refuses) {
+    Rate r;
+    for (const char *bad : {"", "r/s", "10/s", "10r/h", "10rs", "-1r/s", "1.5r/s", "0r/s", "99999999r/s", "x10r/s"}) {
+        EXPECT_NE(rate(bad, r), nullptr) << bad;
+    }
+    EXPECT_STREQ(rate("10r/h", r), "the unit must be r/s or r/m");
+}
+
+TEST(RateParse, Count) {
+    uint64_t v = 0;
+    EXPECT_EQ(parse_count("50", 2, 100, v), nullptr);
+    EXPECT_EQ(v, 50u);
+    EXPECT_NE(parse_count("101", 3, 100, v), nullptr);
+    EXPECT_NE(parse_count("", 0, 100, v), nullptr);
+    EXPECT_NE(parse_count("5a", 2, 100, v), nullptr);
+}
