@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -26,6 +28,10 @@ constexpr const char *kUsage =
     "  bench-presence SECONDS BATCH IN_FLIGHT USERS\n"
     "                     send presence batches for SECONDS with IN_FLIGHT batches\n"
     "                     unacknowledged at most; print acknowledged records/s\n"
+    "  presence-stream SECONDS USERS BATCH OUT_FILE\n"
+    "                     beat USERS users round-robin with ever larger last_seen,\n"
+    "                     resending a batch until it is acknowledged (as nginx does);\n"
+    "                     then write \"user last_seen\" of every acknowledged beat to OUT_FILE\n"
     "exit: 0 ok, 1 refused or failed, 2 usage, 3 cannot reach leveed\n";
 
 class Client {
@@ -244,6 +250,69 @@ int bench_presence(Client &client, int seconds, int batch, int in_flight, int us
     return failed_batches == 0 ? 0 : 1;
 }
 
+// Like the module: a batch is resent until leveed acknowledges it, so the
+// last acknowledged last_seen of each user is what the stores must hold.
+int presence_stream(const std::string &socket_path, std::uint32_t version, int seconds, int users, int batch,
+                    const std::string &out_file) {
+    std::vector<std::int64_t> acked(static_cast<std::size_t>(users), 0);
+    std::int64_t seen = now_ms();
+    std::uint64_t next_user = 0, batches = 0, resends = 0, reconnects = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    std::unique_ptr<Client> client;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::vector<std::string> names;
+        std::vector<std::size_t> ids;
+        for (int i = 0; i < batch; i++) {
+            const std::size_t id = next_user++ % static_cast<std::size_t>(users);
+            ids.push_back(id);
+            names.push_back("stream-user-" + std::to_string(id));
+        }
+        seen++;
+        BatchFrame b(names, "", seen);
+        for (;;) {
+            if (!client) {
+                client = std::make_unique<Client>();
+                if (!client->connect(socket_path) || hello(*client, version, true) != 0) {
+                    client.reset();
+                    reconnects++;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                    continue;
+                }
+            }
+            b.frame.request_id = ++batches;
+            levee::FramePtr reply;
+            if (client->send(b.frame)) {
+                reply = client->receive();
+            }
+            if (reply && reply->body_case == LEVEE__FRAME__BODY_PRESENCE_ACK && reply->presence_ack->ok) {
+                break;
+            }
+            if (!reply) {
+                client.reset();
+            }
+            resends++;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        for (std::size_t id : ids) {
+            acked[id] = seen;
+        }
+    }
+    std::FILE *f = std::fopen(out_file.c_str(), "w");
+    if (f == nullptr) {
+        std::fprintf(stderr, "leveectl: cannot write %s\n", out_file.c_str());
+        return 2;
+    }
+    for (std::size_t i = 0; i < acked.size(); i++) {
+        if (acked[i] != 0) {
+            std::fprintf(f, "stream-user-%zu %lld\n", i, static_cast<long long>(acked[i]));
+        }
+    }
+    std::fclose(f);
+    std::printf("RESULT batches=%llu resends=%llu reconnects=%llu\n", static_cast<unsigned long long>(batches),
+                static_cast<unsigned long long>(resends), static_cast<unsigned long long>(reconnects));
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -266,6 +335,10 @@ int main(int argc, char **argv) {
     if (socket_path.empty() || args.empty()) {
         std::fputs(kUsage, stderr);
         return 2;
+    }
+    if (args[0] == "presence-stream" && args.size() == 5) {
+        return presence_stream(socket_path, version, std::atoi(args[1].c_str()), std::atoi(args[2].c_str()),
+                               std::atoi(args[3].c_str()), args[4]);
     }
     Client client;
     if (!client.connect(socket_path)) {

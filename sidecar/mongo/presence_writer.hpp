@@ -22,7 +22,7 @@ struct PresenceWriterOptions {
     std::string database = "levee";
     std::string collection = "presence";
     std::uint32_t flush_ms = 1000;      // write-behind interval
-    std::size_t max_batch = 20000;      // records read from the spool per bulk write
+    std::size_t max_batch = 100000;     // records read from the spool (and coalesced) per bulk write
     std::uint32_t ttl_s = 30 * 86400;   // documents expire this long after last_seen
 };
 

@@ -129,6 +129,7 @@ class Leveed(Component):
     def terminate(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait; returns the exit code."""
         rc = _proc.terminate_group(self.proc, signal.SIGTERM, timeout=timeout)
+        self.started = False
         return rc
 
     def kill(self) -> None:

@@ -1,0 +1,146 @@
+"""leveed's presence path against the real stores: every acknowledged record
+reaches Redis and, through the on-disk spool, MongoDB — also when the
+database goes away mid-stream and when leveed is killed with a full spool."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import time
+import urllib.request
+
+from harness.redis_cluster import key_hash_slot  # noqa: F401  (documents the key layout)
+from harness.wait import wait_until
+
+USERS = 3000
+BATCH = 100
+
+
+def metric(leveed, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{leveed.metrics_port}/metrics", timeout=5).read().decode()
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def start_stream(levee_build, leveed, seconds: int, out):
+    return subprocess.Popen([levee_build.leveectl, "--socket", leveed.socket_path, "presence-stream",
+                             str(seconds), str(USERS), str(BATCH), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def acknowledged(out) -> dict[str, int]:
+    return {u: int(v) for u, v in (line.split() for line in open(out).read().splitlines())}
+
+
+def to_ms(value) -> int:
+    if isinstance(value, dt.datetime):
+        return round(value.timestamp() * 1000)
+    return int(value)
+
+
+def assert_database_holds(mongo, expected: dict[str, int]) -> None:
+    docs = {d["_id"]: to_ms(d["last_seen"]) for d in mongo.find("levee", "presence", {})}
+    missing = [u for u in expected if u not in docs]
+    wrong = {u: (docs[u], v) for u, v in expected.items() if u in docs and docs[u] != v}
+    assert not missing, f"{len(missing)} users missing from MongoDB, e.g. {missing[:5]}"
+    assert not wrong, f"{len(wrong)} users with another last_seen, e.g. {list(wrong.items())[:5]}"
+
+
+def assert_redis_holds(cluster, expected: dict[str, int], sample: int = 40) -> None:
+    for user in list(expected)[:: max(1, len(expected) // sample)]:
+        key = "levee:p:{" + user + "}"
+        got = cluster.cli(cluster.master_for_key(key), "GET", key)
+        assert got == str(expected[user]), (user, got, expected[user])
+
+
+def presence_leveed(make_leveed, cluster, mongo):
+    return make_leveed(redis_seeds=cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
+                       settings={"mongo_flush_ms": 200})
+
+
+def test_database_stopped_mid_stream_loses_nothing(redis_cluster, make_mongo_db, make_leveed, levee_build,
+                                                    tmp_path):
+    mongo = make_mongo_db()
+    leveed = presence_leveed(make_leveed, redis_cluster, mongo)
+    out = tmp_path / "acked.txt"
+    stream = start_stream(levee_build, leveed, 6, out)
+    time.sleep(2)
+    mongo._stop()                                  # the database goes away...
+    wait_until(lambda: metric(leveed, 'leveed_mongo_batches_total{result="error"}') > 0, timeout=15,
+               message="a failed bulk write while the database is down")
+    spooled_while_down = metric(leveed, "leveed_spool_pending_records")
+    time.sleep(3)
+    mongo.restart()                                # ...and comes back
+    stream_out, _ = stream.communicate(timeout=60)
+    assert stream.returncode == 0, stream_out
+    expected = acknowledged(out)
+    assert len(expected) == USERS
+    wait_until(lambda: metric(leveed, "leveed_spool_pending_records") == 0, timeout=120,
+               message="the spool to drain into MongoDB")
+    assert spooled_while_down > 0
+    assert_database_holds(mongo, expected)
+    assert_redis_holds(redis_cluster, expected)
+
+
+def test_leveed_killed_with_a_full_spool_replays_it(redis_cluster, make_mongo_db, make_leveed, levee_build,
+                                                    tmp_path):
+    mongo = make_mongo_db()
+    leveed = presence_leveed(make_leveed, redis_cluster, mongo)
+    mongo._stop()
+    out = tmp_path / "acked.txt"
+    stream = start_stream(levee_build, leveed, 6, out)
+    time.sleep(2.5)
+    pending = metric(leveed, "leveed_spool_pending_records")
+    leveed.kill()                                  # SIGKILL with records only in the spool
+    time.sleep(0.5)
+    leveed.start()                                 # the stream client reconnects and resends
+    stream_out, _ = stream.communicate(timeout=60)
+    assert stream.returncode == 0, stream_out
+    assert "reconnects=0" not in stream_out, "the stream never noticed leveed die"
+    assert pending > 0
+    assert re.search(r"spool_opened .*pending_records=[1-9]", leveed.log()), "restart found an empty spool"
+    mongo.restart()
+    expected = acknowledged(out)
+    wait_until(lambda: metric(leveed, "leveed_spool_pending_records") == 0, timeout=120,
+               message="the spool to drain into MongoDB")
+    assert_database_holds(mongo, expected)
+    assert_redis_holds(redis_cluster, expected)
+
+
+def test_sigterm_drains_and_spool_survives(redis_cluster, make_mongo_db, make_leveed, levee_build, tmp_path):
+    mongo = make_mongo_db()
+    leveed = presence_leveed(make_leveed, redis_cluster, mongo)
+    r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", "drain-user", "lobby"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+    assert leveed.terminate() == 0
+    log = leveed.log()
+    assert "draining signal=SIGTERM" in log and "drained" in log
+    leveed.start()
+    wait_until(lambda: mongo.find_one("levee", "presence", {"_id": "drain-user"}), timeout=30,
+               message="the drained beat in MongoDB")
+    doc = mongo.find_one("levee", "presence", {"_id": "drain-user"})
+    assert doc["room"] == "lobby"
+
+
+def test_indexes_are_created_with_a_ttl(redis_cluster, make_mongo_db, make_leveed):
+    mongo = make_mongo_db()
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri,
+                         settings={"mongo_ttl_s": 86400, "mongo_flush_ms": 100})
+    leveed.wait_for_log(r"mongo_ready .*ttl_s=86400", timeout=20)
+    indexes = mongo.command("levee", {"listIndexes": "presence"})["cursor"]["firstBatch"]
+    ttl = [i for i in indexes if i.get("name") == "last_seen_ttl"]
+    assert ttl and int(ttl[0]["expireAfterSeconds"]) == 86400, indexes
+
+
+def test_standalone_mode_needs_no_other_server(make_leveed, levee_build):
+    leveed = make_leveed()
+    assert "standalone_mode" in leveed.log()
+    r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", "solo"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "probe", "k", "v"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "no Redis Cluster configured" in r.stdout
