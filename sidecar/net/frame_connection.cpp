@@ -91,8 +91,9 @@ void FrameConnection::on_readable() {
         std::uint8_t header[kFrameHeaderBytes];
         evbuffer_copyout(in, header, sizeof(header));
         DecodeResult peek = decode_frame(header, sizeof(header), max_frame_bytes_);
+        // Replies already queued still go out: the peer learns what it got right.
         if (peek.status == DecodeStatus::kOversize || peek.status == DecodeStatus::kMalformed) {
-            close(decode_status_name(peek.status));
+            close_when_flushed(decode_status_name(peek.status));
             return;
         }
         const std::size_t need = kFrameHeaderBytes + ((std::size_t{header[0]} << 24) | (std::size_t{header[1]} << 16) |
@@ -104,7 +105,7 @@ void FrameConnection::on_readable() {
         DecodeResult r = decode_frame(data, need, max_frame_bytes_);
         evbuffer_drain(in, need);
         if (r.status != DecodeStatus::kFrame) {
-            close(decode_status_name(r.status));
+            close_when_flushed(decode_status_name(r.status));
             return;
         }
         sink_.on_frame(*this, std::move(r.frame));

@@ -60,7 +60,7 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
     }
     if (!conn.hello_done) {
         log::warn("protocol_error", {{"conn", conn.id()}, {"reason", "request before hello"}});
-        conn.close("no_hello");
+        conn.close_when_flushed("no_hello");
         return;
     }
     switch (frame->body_case) {
@@ -77,7 +77,7 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
         // Replies are never sent to leveed.
         log::warn("protocol_error", {{"conn", conn.id()}, {"reason", "unexpected message"},
                                      {"type", frame_type_name(frame->body_case)}});
-        conn.close("unexpected_type");
+        conn.close_when_flushed("unexpected_type");
         return;
     }
 }

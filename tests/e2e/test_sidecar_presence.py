@@ -144,3 +144,15 @@ def test_standalone_mode_needs_no_other_server(make_leveed, levee_build):
     r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "probe", "k", "v"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "no Redis Cluster configured" in r.stdout
+
+
+def test_scripts_are_reloaded_after_script_flush(redis_cluster, make_leveed, levee_build):
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds)
+    beat = [levee_build.leveectl, "--socket", leveed.socket_path, "beat"]
+    assert subprocess.run(beat + ["before-flush"], capture_output=True, timeout=30).returncode == 0
+    for port, _id, _ranges in redis_cluster.masters():
+        assert redis_cluster.cli(port, "SCRIPT", "FLUSH") == "OK"
+    r = subprocess.run(beat + ["after-flush"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+    key = "levee:p:{after-flush}"
+    assert redis_cluster.cli(redis_cluster.master_for_key(key), "EXISTS", key) == "1"
