@@ -233,3 +233,34 @@ def test_leveed_writes_and_reads_back_every_redis_master_and_the_database(
         assert redis_cluster.cli(master_port, "GET", key).strip() == value
         doc = mongo_db.find_one("levee", "probes", {"_id": key})
         assert doc is not None and doc["value"] == value
+
+
+def test_worker_logs_a_refused_hello_and_backs_off(make_nginx, tmp_path):
+    """A leveed of another protocol version refuses the workers' hello: they
+    say why in nginx's error log and retry at the longest backoff. The peer
+    here speaks raw frames as a future leveed would."""
+    import socket as _socket
+    path = str(tmp_path / "future.sock")
+    srv = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    srv.settimeout(10)
+    reason = b"protocol version 1 is not supported; leveed speaks version 2"
+    reply = bytes([0x10, 0x02, 0x1a, 0x06]) + b"future" + bytes([0x22, len(reason)]) + reason
+    frame = bytes([0x5a, len(reply)]) + reply
+    n = make_nginx(PLAIN_HTTP, workers=1, sock=path)
+    try:
+        conn, _ = srv.accept()
+        header = conn.recv(4)
+        conn.recv(int.from_bytes(header, "big"))          # the worker's hello
+        conn.sendall(len(frame).to_bytes(4, "big") + frame)
+        wait_until(lambda: "refused hello" in n.error_log(), timeout=5, message="the refusal in nginx's log")
+        assert reason.decode() in n.error_log()
+        # the worker waits the longest backoff (2.5-5 s) before trying again
+        srv.settimeout(1.5)
+        with pytest.raises(_socket.timeout):
+            srv.accept()
+        assert n.get("/")[0] == 200
+        conn.close()
+    finally:
+        srv.close()
