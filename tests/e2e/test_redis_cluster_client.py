@@ -88,3 +88,12 @@ def test_no_write_lost_or_duplicated_while_slots_migrate(make_redis_cluster):
     assert keys_on_dst
     for k in keys_on_dst[:50]:
         assert cluster.cli(dst, "EXISTS", k) == "1", k
+
+
+def test_live_client_unit_tests_against_the_cluster(redis_cluster):
+    """The GoogleTest cases that need a real cluster (skipped in the unit run)."""
+    binary = os.path.join(build.build_dir(), "tests", "unit", "sidecar", "redis", "levee_redis_unit_tests")
+    r = subprocess.run([binary, "--gtest_filter=ClusterClientLive.*"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "LEVEE_REDIS_SEEDS": redis_cluster.seeds_csv})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[  PASSED  ] 1 test" in r.stdout and "SKIPPED" not in r.stdout, r.stdout
