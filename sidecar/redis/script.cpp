@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "lua_scripts.hpp"
 
@@ -86,10 +87,12 @@ bool Script::run(std::vector<std::string> keys, std::vector<std::string> args, C
     for (auto &a : args) {
         argv.push_back(std::move(a));
     }
-    const std::string route = argv[3];
-    return client_.command(route, argv, [this, argv, cb = std::move(cb)](const Reply &r) mutable {
+    // Kept for a retry after NOSCRIPT; shared so the hot path copies argv once.
+    auto saved = std::make_shared<const std::vector<std::string>>(std::move(argv));
+    const std::string &route = (*saved)[3];
+    return client_.command(route, *saved, [this, saved, cb = std::move(cb)](const Reply &r) mutable {
         if (r.error_is("NOSCRIPT")) {
-            load_and_retry(std::move(argv), std::move(cb));
+            load_and_retry(*saved, std::move(cb));
             return;
         }
         cb(r);
