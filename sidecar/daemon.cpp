@@ -21,6 +21,7 @@
 #include "service/dispatcher.hpp"
 #include "service/limit_service.hpp"
 #include "service/probe.hpp"
+#include "service/registry_service.hpp"
 
 namespace levee {
 
@@ -37,6 +38,7 @@ struct Daemon::Parts {
     std::unique_ptr<ProbeService> probe;
     std::unique_ptr<PresenceService> presence;
     std::unique_ptr<LimitService> limit;
+    std::unique_ptr<RegistryService> registry;
     std::unique_ptr<Dispatcher> dispatcher;
     std::unique_ptr<FrameServer> server;
     std::unique_ptr<MetricsHttp> metrics_http;
@@ -87,8 +89,9 @@ bool Daemon::Parts::start() {
 
     probe = std::make_unique<ProbeService>(redis.get(), mongo.get());
     presence = std::make_unique<PresenceService>(redis.get(), spool.get(), metrics);
-    limit = std::make_unique<LimitService>(redis.get(), metrics);
-    dispatcher = std::make_unique<Dispatcher>(metrics, *probe, *presence, *limit);
+    limit = std::make_unique<LimitService>(redis.get(), metrics, base.get());
+    registry = std::make_unique<RegistryService>(redis.get(), metrics);
+    dispatcher = std::make_unique<Dispatcher>(metrics, *probe, *presence, *limit, *registry);
     FrameServerOptions opts;
     opts.socket_path = config.socket_path;
     opts.socket_mode = config.socket_mode;

@@ -16,7 +16,9 @@ struct Allocator {
     void (*free)(void *ctx, void *p);
 };
 
-enum : uint8_t { kEntryDirty = 1 };
+// kEntryUnavailable (global zones): the key's last lease failed or went
+// unanswered, so levee_limit_fail decides for it until a lease succeeds.
+enum : uint8_t { kEntryDirty = 1, kEntryUnavailable = 2 };
 
 struct Entry {
     int64_t tat;       // local: GCRA state, us

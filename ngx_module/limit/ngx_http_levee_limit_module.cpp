@@ -222,6 +222,8 @@ static ngx_event_t        ngx_http_levee_limit_timer;
 static ngx_connection_t   ngx_http_levee_limit_dummy;
 static ngx_uint_t         ngx_http_levee_limit_global_ok;
 static ngx_uint_t         ngx_http_levee_limit_expedited;
+static ngx_uint_t         ngx_http_levee_limit_unanswered;
+static ngx_uint_t         ngx_http_levee_limit_failing;
 static ngx_msec_t         ngx_http_levee_limit_last_stats;
 static ngx_http_levee_limit_main_conf_t  *ngx_http_levee_limit_mcf;
 
@@ -293,6 +295,7 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     uint32_t                      hash;
     int64_t                       now;
     ngx_int_t                     rc;
+    ngx_flag_t                    available;
     levee::limit::GcraDecision    d;
 
     if (ngx_http_complex_value(r, &zone->key, &res->key) != NGX_OK) {
@@ -357,15 +360,18 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     g->demand++;
     t.mark_dirty(e);
 
+    available = ngx_http_levee_limit_global_ok
+                && !(e->flags & levee::limit::kEntryUnavailable);
+
     if (g->tokens > -NGX_HTTP_LEVEE_LIMIT_CREDIT
-        && (g->tokens > 0 || ngx_http_levee_limit_global_ok))
+        && (g->tokens > 0 || available))
     {
         g->tokens--;
         res->committed = 1;
         res->remaining = g->tokens > 0 ? g->tokens : 0;
         rc = NGX_OK;
 
-    } else if (!ngx_http_levee_limit_global_ok) {
+    } else if (!available) {
         rc = llcf->fail == NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN ? NGX_DECLINED : NGX_ABORT;
 
     } else {
@@ -717,9 +723,9 @@ ngx_http_levee_limit_log_stats(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
 static void
 ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log)
 {
-    ngx_uint_t                 i, n, visited;
-    uint32_t                   want;
-    ngx_msec_t                 now, timeout;
+    ngx_uint_t                 i, n, visited, unanswered;
+    uint32_t                   want, now;
+    ngx_msec_t                 timeout;
     Entry                     *e;
     GlobalPart                *g;
     Levee__Frame               frame = LEVEE__FRAME__INIT;
@@ -734,9 +740,11 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
         return;
     }
 
-    now = ngx_current_msec | 1;
+    /* pending_ms holds 32 bits of the clock: compare modulo 2^32 */
+    now = (uint32_t) ngx_current_msec | 1;
     timeout = ngx_max(1000, 4 * zone->sync);
     n = 0;
+    unanswered = 0;
     k = keys;
 
     Table  t = ngx_http_levee_limit_table(zone);
@@ -756,6 +764,14 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
         if (g->pending_ms != 0 && now - g->pending_ms < timeout) {
             t.mark_dirty(e);
             continue;
+        }
+
+        /* leveed answers a lease it cannot serve within kLeaseDeadlineMs
+         * (500 ms) with a failure; no answer at all means leveed itself
+         * is stuck: the key is as unavailable as if the lease had failed */
+        if (g->pending_ms != 0) {
+            e->flags |= levee::limit::kEntryUnavailable;
+            unanswered++;
         }
 
         g->pending_ms = 0;
@@ -790,6 +806,15 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (unanswered && !ngx_http_levee_limit_unanswered) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "levee_limit_zone \"%V\": %ui leases unanswered for %M ms; "
+                      "levee_limit_fail decides for these keys", &zone->name,
+                      unanswered, timeout);
+    }
+
+    ngx_http_levee_limit_unanswered = unanswered ? 1 : 0;
 
     if (n > 0) {
         req.n_entries = n;
@@ -880,14 +905,14 @@ ngx_http_levee_limit_find_zone(const char *name)
 static void
 ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
 {
-    ngx_uint_t                    i, ok;
+    ngx_uint_t                    i, failed;
     Entry                        *e;
     GlobalPart                   *g;
     Levee__LimitLeaseGrant       *grant;
     ngx_http_levee_limit_zone_t  *zone;
     const Levee__LimitLeaseReply *reply = frame->limit_lease_reply;
 
-    ok = reply->error == NULL || reply->error[0] == '\0';
+    failed = 0;
 
     for (i = 0; i < reply->n_grants; i++) {
         grant = reply->grants[i];
@@ -898,7 +923,7 @@ ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
         }
 
         if (grant->failed) {
-            ok = 0;
+            failed++;
         }
 
         Table  t = ngx_http_levee_limit_table(zone);
@@ -911,26 +936,35 @@ ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
             g = t.global(e);
             g->tokens += (int32_t) grant->granted;
             g->pending_ms = 0;
+
+            /* per key: a failing Redis master takes only its own keys
+             * out of global counting */
             if (grant->failed) {
+                e->flags |= levee::limit::kEntryUnavailable;
                 t.mark_dirty(e);
+
+            } else {
+                e->flags &= (uint8_t) ~levee::limit::kEntryUnavailable;
             }
         }
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 
-    if (ok != ngx_http_levee_limit_global_ok) {
-        if (ok) {
-            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                          "levee_limit: global counting resumed");
-
-        } else {
+    if ((failed != 0) != (ngx_http_levee_limit_failing != 0)) {
+        if (failed) {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "levee_limit: global counting unavailable: %s",
+                          "levee_limit: global counting unavailable for %ui keys, "
+                          "levee_limit_fail decides for them: %s", failed,
                           reply->error && reply->error[0] ? reply->error
                                                           : "Redis did not answer");
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "levee_limit: global counting resumed");
         }
-        ngx_http_levee_limit_global_ok = ok;
+
+        ngx_http_levee_limit_failing = failed;
     }
 }
 
@@ -938,7 +972,8 @@ ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
 static void
 ngx_http_levee_limit_on_state(ngx_flag_t ready, void *data)
 {
-    /* a ready link is trusted until a lease fails */
+    /* a lost link takes every key out of global counting; a failing lease
+     * only its own key (kEntryUnavailable) */
     ngx_http_levee_limit_global_ok = ready ? 1 : 0;
 }
 

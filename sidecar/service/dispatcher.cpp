@@ -17,16 +17,21 @@ const char *frame_type_name(Levee__Frame__BodyCase body) {
     case LEVEE__FRAME__BODY_PROBE_REPLY: return "probe_reply";
     case LEVEE__FRAME__BODY_PRESENCE_BATCH: return "presence_batch";
     case LEVEE__FRAME__BODY_PRESENCE_ACK: return "presence_ack";
+    case LEVEE__FRAME__BODY_PRESENCE_QUERY: return "presence_query";
+    case LEVEE__FRAME__BODY_PRESENCE_QUERY_REPLY: return "presence_query_reply";
     case LEVEE__FRAME__BODY_LIMIT_LEASE: return "limit_lease";
     case LEVEE__FRAME__BODY_LIMIT_LEASE_REPLY: return "limit_lease_reply";
+    case LEVEE__FRAME__BODY_REGISTRY_BATCH: return "registry_batch";
+    case LEVEE__FRAME__BODY_REGISTRY_ACK: return "registry_ack";
     case LEVEE__FRAME__BODY__NOT_SET: break;
     case _LEVEE__FRAME__BODY__CASE_IS_INT_SIZE: break;
     }
     return "unknown";
 }
 
-Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit)
-    : metrics_(metrics), probe_(probe), presence_(presence), limit_(limit) {
+Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit,
+                       RegistryService &registry)
+    : metrics_(metrics), probe_(probe), presence_(presence), limit_(limit), registry_(registry) {
     metrics_.describe("leveed_frames_in_total", "counter", "Frames received, by message type.");
     metrics_.describe("leveed_frames_out_total", "counter", "Frames sent, by message type.");
     metrics_.describe("leveed_replies_dropped_total", "counter", "Replies whose connection closed first.");
@@ -70,8 +75,14 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
     case LEVEE__FRAME__BODY_PRESENCE_BATCH:
         presence_.handle(frame->request_id, *frame->presence_batch, replier(conn));
         return;
+    case LEVEE__FRAME__BODY_PRESENCE_QUERY:
+        presence_.query(frame->request_id, *frame->presence_query, replier(conn));
+        return;
     case LEVEE__FRAME__BODY_LIMIT_LEASE:
         limit_.handle(frame->request_id, *frame->limit_lease, replier(conn));
+        return;
+    case LEVEE__FRAME__BODY_REGISTRY_BATCH:
+        registry_.handle(frame->request_id, *frame->registry_batch, replier(conn));
         return;
     default:
         // Replies are never sent to leveed.

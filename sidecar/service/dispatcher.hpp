@@ -9,6 +9,7 @@
 #include "service/limit_service.hpp"
 #include "service/presence_service.hpp"
 #include "service/probe.hpp"
+#include "service/registry_service.hpp"
 
 namespace levee {
 
@@ -16,7 +17,8 @@ class Metrics;
 
 class Dispatcher : public FrameHandler {
   public:
-    Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit);
+    Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit,
+               RegistryService &registry);
     void attach(FrameServer &server) { server_ = &server; }
     void handle(FrameConnection &conn, FramePtr frame) override;
 
@@ -30,6 +32,7 @@ class Dispatcher : public FrameHandler {
     ProbeService &probe_;
     PresenceService &presence_;
     LimitService &limit_;
+    RegistryService &registry_;
     FrameServer *server_ = nullptr;
 };
 

@@ -1,7 +1,10 @@
 #include "limit_service.hpp"
 
 #include <chrono>
+#include <functional>
 #include <vector>
+
+#include <event2/event.h>
 
 #include "cluster_client.hpp"
 #include "log.hpp"
@@ -17,8 +20,14 @@ constexpr std::size_t kLocalSweepAt = 100000;
 struct Grant {
     std::string zone;
     std::string key;
+    std::string bucket;
     std::uint32_t granted = 0;
     bool failed = false;
+    bool answered = false;
+};
+
+struct EventFree {
+    void operator()(event *ev) const { event_free(ev); }
 };
 
 // Collects the answers of one lease request; replies when all are in.
@@ -28,8 +37,17 @@ struct LeaseState {
     std::vector<Grant> grants;
     std::size_t pending = 0;
     std::string error;
+    bool replied = false;
+    std::function<void(LeaseState &)> expire;
+    std::unique_ptr<event, EventFree> deadline;
 
+    // Once: at the last answer or at the deadline, whichever comes first.
     void finish() {
+        if (replied) {
+            return;
+        }
+        replied = true;
+        deadline.reset();
         std::vector<Levee__LimitLeaseGrant> out(grants.size());
         std::vector<Levee__LimitLeaseGrant *> ptrs(grants.size());
         for (std::size_t i = 0; i < grants.size(); i++) {
@@ -53,6 +71,11 @@ struct LeaseState {
     }
 };
 
+void on_deadline(evutil_socket_t, short, void *arg) {
+    auto *st = static_cast<LeaseState *>(arg);
+    st->expire(*st);
+}
+
 std::int64_t now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
@@ -60,11 +83,14 @@ std::int64_t now_us() {
 
 } // namespace
 
-LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics) : redis_(redis), metrics_(metrics) {
+LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_base *base, int deadline_ms)
+    : redis_(redis), metrics_(metrics), base_(base), deadline_ms_(deadline_ms) {
     if (redis_ != nullptr) {
         script_ = std::make_unique<redis::Script>(*redis_, "limit_lease");
     }
-    metrics_.describe("leveed_limit_leases_total", "counter", "Keys asked for quota, by result (ok, failed).");
+    metrics_.describe("leveed_limit_leases_total", "counter",
+                      "Keys asked for quota, by result (ok, failed, timeout: no answer by the deadline, "
+                      "stuck: an earlier lease of the key is still unanswered).");
     metrics_.describe("leveed_limit_tokens_granted_total", "counter", "Global rate-limit tokens leased to nginx.");
 }
 
@@ -122,6 +148,30 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
         return;
     }
 
+    if (base_ != nullptr && deadline_ms_ > 0) {
+        st->expire = [this](LeaseState &state) {
+            std::size_t expired = 0;
+            for (Grant &g : state.grants) {
+                if (!g.answered) {
+                    g.failed = true;
+                    stuck_.insert(g.bucket);
+                    expired++;
+                }
+            }
+            metrics_.inc("leveed_limit_leases_total", {{"result", "timeout"}}, static_cast<double>(expired));
+            if (state.error.empty()) {
+                state.error = "redis: no answer within " + std::to_string(deadline_ms_) + " ms";
+                log::warn("limit_lease_timeout", {{"keys", static_cast<long>(expired)}, {"error", state.error}});
+            }
+            state.finish();
+        };
+        st->deadline.reset(evtimer_new(base_, on_deadline, st.get()));
+        const timeval tv{deadline_ms_ / 1000, (deadline_ms_ % 1000) * 1000};
+        if (!st->deadline || evtimer_add(st->deadline.get(), &tv) != 0) {
+            st->deadline.reset();
+        }
+    }
+
     st->pending = request.n_entries + 1;
     auto one_done = [st] {
         if (--st->pending == 0) {
@@ -130,19 +180,46 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
     };
     for (std::size_t i = 0; i < request.n_entries; i++) {
         const Levee__LimitLeaseEntry &e = *request.entries[i];
-        const std::string bucket = bucket_key(st->grants[i].zone, st->grants[i].key);
+        Grant &g = st->grants[i];
+        g.bucket = bucket_key(g.zone, g.key);
+
+        auto late = late_.find(g.bucket);
+        if (late != late_.end()) {
+            g.granted = late->second;
+            late_.erase(late);
+        }
+
+        if (stuck_.count(g.bucket) != 0) {
+            g.failed = true;
+            g.answered = true;
+            metrics_.inc("leveed_limit_leases_total", {{"result", "stuck"}});
+            if (st->error.empty()) {
+                st->error = "redis: an earlier lease of this key is still unanswered";
+            }
+            one_done();
+            continue;
+        }
+
         // Pipelined by the cluster client: one round trip per node, not per key.
         const bool queued = script_->run(
-            {bucket}, {std::to_string(e.period_us), std::to_string(e.capacity), std::to_string(e.want)},
+            {g.bucket}, {std::to_string(e.period_us), std::to_string(e.capacity), std::to_string(e.want)},
             [this, st, i, one_done](const redis::Reply &r) {
                 Grant &g = st->grants[i];
-                if (r.type == redis::Reply::Type::Integer && r.integer >= 0) {
-                    g.granted = static_cast<std::uint32_t>(r.integer);
-                    metrics_.inc("leveed_limit_leases_total", {{"result", "ok"}});
-                    metrics_.inc("leveed_limit_tokens_granted_total", {}, static_cast<double>(g.granted));
+                g.answered = true;
+                const bool ok = r.type == redis::Reply::Type::Integer && r.integer >= 0;
+                metrics_.inc("leveed_limit_leases_total", {{"result", ok ? "ok" : "failed"}});
+                if (st->replied) {
+                    // past the deadline: the worker was told "failed"
+                    stuck_.erase(g.bucket);
+                    if (ok && r.integer > 0 && late_.size() < kLocalSweepAt) {
+                        late_[g.bucket] += static_cast<std::uint32_t>(r.integer);
+                        metrics_.inc("leveed_limit_tokens_granted_total", {}, static_cast<double>(r.integer));
+                    }
+                } else if (ok) {
+                    g.granted += static_cast<std::uint32_t>(r.integer);
+                    metrics_.inc("leveed_limit_tokens_granted_total", {}, static_cast<double>(r.integer));
                 } else {
                     g.failed = true;
-                    metrics_.inc("leveed_limit_leases_total", {{"result", "failed"}});
                     if (st->error.empty()) {
                         st->error = r.is_error() ? r.str : "unexpected reply to limit_lease";
                         log::warn("limit_lease_failed", {{"zone", g.zone}, {"error", st->error}});
@@ -151,7 +228,8 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
                 one_done();
             });
         if (!queued) {
-            st->grants[i].failed = true;
+            g.failed = true;
+            g.answered = true;
             if (st->error.empty()) {
                 st->error = "redis: too many commands in flight";
             }

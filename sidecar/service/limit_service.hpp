@@ -7,8 +7,11 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "levee.pb-c.h"
+
+struct event_base;
 #include "service/probe.hpp"
 
 namespace levee {
@@ -19,9 +22,19 @@ class Script;
 } // namespace redis
 class Metrics;
 
+// How long a lease may wait for Redis before leveed answers it as failed. The
+// cluster client keeps retrying a command through a failover for up to 15 s;
+// a worker must instead learn within its patience (at least 1 s, see
+// ngx_http_levee_limit_module) that the key cannot be counted globally, so
+// that levee_limit_fail decides.
+constexpr int kLeaseDeadlineMs = 500;
+
 class LimitService {
   public:
-    LimitService(redis::ClusterClient *redis, Metrics &metrics);
+    // `base` arms the per-lease deadline; without it (tests) a lease waits
+    // for Redis as long as the cluster client does.
+    LimitService(redis::ClusterClient *redis, Metrics &metrics, event_base *base = nullptr,
+                 int deadline_ms = kLeaseDeadlineMs);
     ~LimitService();
     LimitService(const LimitService &) = delete;
     LimitService &operator=(const LimitService &) = delete;
@@ -38,6 +51,15 @@ class LimitService {
     std::unique_ptr<redis::Script> script_;
     Metrics &metrics_;
     std::unordered_map<std::string, std::int64_t> local_; // bucket -> TAT (us), standalone
+    event_base *base_;
+    int deadline_ms_;
+    // Buckets whose command outlived its deadline and is still retried by
+    // the cluster client: later leases of them fail at once instead of
+    // piling one more command per sync interval onto an unreachable node.
+    std::unordered_set<std::string> stuck_;
+    // Tokens Redis granted after the lease's deadline: taken from the
+    // global bucket, so handed out with the next lease of that bucket.
+    std::unordered_map<std::string, std::uint32_t> late_;
 };
 
 } // namespace levee

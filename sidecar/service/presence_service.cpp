@@ -1,7 +1,9 @@
 #include "presence_service.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "cluster_client.hpp"
@@ -45,13 +47,18 @@ struct BatchState {
 
 std::string presence_key(const std::string &user) { return "levee:p:{" + user + "}"; }
 
+std::string room_key(const std::string &room) { return "levee:r:{" + room + "}"; }
+
 PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics)
     : redis_(redis), spool_(spool), metrics_(metrics) {
     if (redis_ != nullptr) {
         beat_ = std::make_unique<redis::Script>(*redis_, "presence_beat");
+        room_beat_ = std::make_unique<redis::Script>(*redis_, "presence_room");
+        room_query_ = std::make_unique<redis::Script>(*redis_, "presence_room_query");
     }
     metrics_.describe("leveed_presence_records_total", "counter", "Presence records received, by result.");
     metrics_.describe("leveed_presence_batches_total", "counter", "Presence batches acknowledged, by result.");
+    metrics_.describe("leveed_presence_queries_total", "counter", "Presence queries answered, by kind and result.");
 }
 
 PresenceService::~PresenceService() = default;
@@ -95,7 +102,11 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         for (const auto &r : records) {
             Local &l = local_[r.user];
             l.last_seen_ms = std::max(l.last_seen_ms, r.last_seen_ms);
-            l.expires_ms = now + ttl_ms;
+            l.expires_ms = std::max(l.expires_ms, std::max(now, r.last_seen_ms) + ttl_ms);
+            if (!r.room.empty()) {
+                std::int64_t &exp = local_rooms_[r.room][r.user];
+                exp = std::max(exp, r.last_seen_ms + ttl_ms);
+            }
         }
         metrics_.inc("leveed_presence_records_total", {{"result", "ok"}}, n);
         metrics_.inc("leveed_presence_batches_total", {{"result", "ok"}});
@@ -103,7 +114,18 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         return;
     }
 
-    auto st = std::make_shared<BatchState>(BatchState{request_id, n, records.size() + 1, "", std::move(reply)});
+    // Members of each room go in one command per room: a batch of 1,000 users
+    // in 3 rooms costs 1,003 commands, pipelined per node by the client.
+    std::map<std::string, std::vector<std::string>> rooms;
+    for (const auto &r : records) {
+        if (!r.room.empty()) {
+            auto &args = rooms[r.room];
+            args.push_back(std::to_string(r.last_seen_ms + ttl_ms));
+            args.push_back(r.user);
+        }
+    }
+    auto st = std::make_shared<BatchState>(
+        BatchState{request_id, n, records.size() + rooms.size() + 1, "", std::move(reply)});
     auto finish_one = [this, st] {
         if (--st->pending > 0) {
             return;
@@ -130,7 +152,190 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
             finish_one();
         }
     }
+    for (auto &[room, args] : rooms) {
+        const bool queued = room_beat_->run({room_key(room)}, std::move(args),
+                                            [st, finish_one](const redis::Reply &answer) {
+                                                if (answer.is_error() && st->error.empty()) {
+                                                    st->error = "redis: " + answer.str;
+                                                }
+                                                finish_one();
+                                            });
+        if (!queued) {
+            metrics_.inc("leveed_presence_refused_total");
+            if (st->error.empty()) {
+                st->error = "redis: too many commands in flight";
+            }
+            finish_one();
+        }
+    }
     finish_one();
+}
+
+namespace {
+
+constexpr std::uint32_t kDefaultMembers = 100;
+constexpr std::uint32_t kMaxMembers = 1000;
+constexpr std::size_t kMaxQueryUsers = 1000;
+
+// Owns the strings a PresenceQueryReply points into until it is sent.
+struct QueryAnswer {
+    std::string error;
+    std::vector<std::string> users;
+    std::vector<bool> online;
+    std::vector<std::int64_t> last_seen;
+    std::string room;
+    std::uint32_t count = 0;
+    std::vector<std::string> members;
+
+    void send(const Reply &reply, std::uint64_t request_id) const {
+        Levee__Frame frame = LEVEE__FRAME__INIT;
+        Levee__PresenceQueryReply r = LEVEE__PRESENCE_QUERY_REPLY__INIT;
+        std::vector<Levee__PresenceUserState> states(users.size());
+        std::vector<Levee__PresenceUserState *> state_ptrs(users.size());
+        std::vector<char *> member_ptrs(members.size());
+        for (std::size_t i = 0; i < users.size(); i++) {
+            levee__presence_user_state__init(&states[i]);
+            states[i].user = const_cast<char *>(users[i].c_str());
+            states[i].online = online[i];
+            states[i].last_seen_ms = last_seen[i];
+            state_ptrs[i] = &states[i];
+        }
+        for (std::size_t i = 0; i < members.size(); i++) {
+            member_ptrs[i] = const_cast<char *>(members[i].c_str());
+        }
+        r.ok = error.empty();
+        r.error = const_cast<char *>(error.c_str());
+        r.n_users = users.size();
+        r.users = state_ptrs.data();
+        r.room = const_cast<char *>(room.c_str());
+        r.count = count;
+        r.n_members = members.size();
+        r.members = member_ptrs.data();
+        frame.request_id = request_id;
+        frame.body_case = LEVEE__FRAME__BODY_PRESENCE_QUERY_REPLY;
+        frame.presence_query_reply = &r;
+        reply(frame);
+    }
+};
+
+} // namespace
+
+void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery &q, Reply reply) {
+    auto a = std::make_shared<QueryAnswer>();
+    const bool by_room = q.room != nullptr && q.room[0] != '\0';
+    const char *kind = by_room ? "room" : "users";
+    a->room = by_room ? q.room : "";
+    const std::uint32_t limit = q.limit == 0 ? kDefaultMembers : std::min(q.limit, kMaxMembers);
+
+    if ((by_room && q.n_users > 0) || (!by_room && q.n_users == 0) || q.n_users > kMaxQueryUsers) {
+        a->error = "a query names a room or 1 to " + std::to_string(kMaxQueryUsers) + " users";
+    }
+    for (std::size_t i = 0; i < q.n_users && a->error.empty(); i++) {
+        const std::size_t len = std::strlen(q.users[i]);
+        if (len == 0 || len > kMaxPresenceUserBytes) {
+            a->error = "invalid user";
+        }
+        a->users.emplace_back(q.users[i]);
+    }
+    if (!a->error.empty()) {
+        a->users.clear();
+        metrics_.inc("leveed_presence_queries_total", {{"kind", kind}, {"result", "invalid"}});
+        a->send(reply, request_id);
+        return;
+    }
+    a->online.assign(a->users.size(), false);
+    a->last_seen.assign(a->users.size(), 0);
+    const std::int64_t now = wall_ms();
+
+    if (redis_ == nullptr) {
+        for (std::size_t i = 0; i < a->users.size(); i++) {
+            const std::int64_t seen = local_last_seen(a->users[i], now);
+            a->online[i] = seen >= 0;
+            a->last_seen[i] = std::max<std::int64_t>(seen, 0);
+        }
+        if (by_room) {
+            auto it = local_rooms_.find(a->room);
+            if (it != local_rooms_.end()) {
+                std::vector<std::pair<std::int64_t, std::string>> live;
+                for (auto m = it->second.begin(); m != it->second.end();) {
+                    if (m->second < now) {
+                        m = it->second.erase(m);
+                    } else {
+                        live.emplace_back(m->second, m->first);
+                        ++m;
+                    }
+                }
+                if (it->second.empty()) {
+                    local_rooms_.erase(it);
+                }
+                std::sort(live.rbegin(), live.rend());
+                a->count = static_cast<std::uint32_t>(live.size());
+                for (std::size_t i = 0; i < live.size() && i < limit; i++) {
+                    a->members.push_back(live[i].second);
+                }
+            }
+        }
+        metrics_.inc("leveed_presence_queries_total", {{"kind", kind}, {"result", "ok"}});
+        a->send(reply, request_id);
+        return;
+    }
+
+    struct Pending {
+        std::size_t left;
+        Reply reply;
+    };
+    auto p = std::make_shared<Pending>(Pending{by_room ? 1 : a->users.size(), std::move(reply)});
+    auto done = [this, a, p, request_id, kind] {
+        if (--p->left > 0) {
+            return;
+        }
+        metrics_.inc("leveed_presence_queries_total", {{"kind", kind}, {"result", a->error.empty() ? "ok" : "error"}});
+        if (!a->error.empty()) {
+            a->users.clear();
+            a->members.clear();
+        }
+        a->send(p->reply, request_id);
+    };
+    auto refused = [a, done] {
+        if (a->error.empty()) {
+            a->error = "redis: too many commands in flight";
+        }
+        done();
+    };
+
+    if (by_room) {
+        if (!room_query_->run({room_key(a->room)}, {std::to_string(now), std::to_string(limit)},
+                              [a, done](const redis::Reply &r) {
+                                  if (r.is_error()) {
+                                      a->error = "redis: " + r.str;
+                                  } else if (r.type == redis::Reply::Type::Array && !r.elements.empty()) {
+                                      a->count = static_cast<std::uint32_t>(r.elements[0].integer);
+                                      for (std::size_t i = 1; i < r.elements.size(); i++) {
+                                          a->members.push_back(r.elements[i].str);
+                                      }
+                                  }
+                                  done();
+                              })) {
+            refused();
+        }
+        return;
+    }
+    for (std::size_t i = 0; i < a->users.size(); i++) {
+        const std::string key = presence_key(a->users[i]);
+        if (!redis_->command(key, {"GET", key}, [a, done, i](const redis::Reply &r) {
+                if (r.is_error()) {
+                    if (a->error.empty()) {
+                        a->error = "redis: " + r.str;
+                    }
+                } else if (r.type == redis::Reply::Type::String) {
+                    a->online[i] = true;
+                    a->last_seen[i] = std::strtoll(r.str.c_str(), nullptr, 10);
+                }
+                done();
+            })) {
+            refused();
+        }
+    }
 }
 
 } // namespace levee

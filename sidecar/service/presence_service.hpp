@@ -1,7 +1,8 @@
 // Presence batches from the module: each record goes into the spool (for the
-// MongoDB write-behind) and into the Redis Cluster with its TTL; the batch is
-// acknowledged only when both hold it. Standalone (no Redis), presence lives
-// in this process's memory.
+// MongoDB write-behind) and into the Redis Cluster with its TTL, and a record
+// with a room into that room's online set; the batch is acknowledged only
+// when all of them hold it. Presence queries read the same keys. Standalone
+// (no Redis), presence lives in this process's memory.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,8 @@ class Spool;
 // The Redis key of a user's presence. The hash tag keeps all of one user's
 // keys in one slot.
 std::string presence_key(const std::string &user);
+// The online set of a room: a ZSET of users scored by when they expire.
+std::string room_key(const std::string &room);
 
 constexpr std::size_t kMaxPresenceUserBytes = 256;
 
@@ -34,6 +37,7 @@ class PresenceService {
     ~PresenceService();
 
     void handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply);
+    void query(std::uint64_t request_id, const Levee__PresenceQuery &q, Reply reply);
 
     // Standalone mode: last_seen of a user, or -1.
     std::int64_t local_last_seen(const std::string &user, std::int64_t now_ms) const;
@@ -43,11 +47,15 @@ class PresenceService {
     Spool *spool_;
     Metrics &metrics_;
     std::unique_ptr<redis::Script> beat_;
+    std::unique_ptr<redis::Script> room_beat_;
+    std::unique_ptr<redis::Script> room_query_;
     struct Local {
         std::int64_t last_seen_ms;
         std::int64_t expires_ms;
     };
     std::unordered_map<std::string, Local> local_;
+    // room -> user -> expires_ms; expired members are dropped by queries
+    std::unordered_map<std::string, std::unordered_map<std::string, std::int64_t>> local_rooms_;
 };
 
 } // namespace levee

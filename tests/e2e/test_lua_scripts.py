@@ -14,7 +14,7 @@ from harness import proc
 from harness.ports import free_port
 
 LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lua")
-TESTED = {"presence_beat", "limit_lease"}
+TESTED = {"presence_beat", "presence_room", "presence_room_query", "limit_lease"}
 
 
 class Redis:
@@ -72,6 +72,31 @@ def test_presence_beat_sets_the_ttl(redis):
     assert 0 < ttl <= 1500
     time.sleep(1.7)
     assert redis.cli("EXISTS", key) == "0"
+
+
+# ---------------------------------------------------------------- presence_room(_query)
+
+def test_presence_room_only_moves_members_forward(redis):
+    room = "levee:r:{lobby}"
+    now = int(time.time() * 1000)
+    assert redis.script("presence_room", [room], [now + 60000, "ann", now + 60000, "ben"]) == "2"
+    # an older expiry for ann (a replay) is ignored, a newer one for ben moves him
+    assert redis.script("presence_room", [room], [now + 1000, "ann", now + 90000, "ben"]) == "1"
+    assert redis.cli("ZSCORE", room, "ann") == str(now + 60000)
+    assert redis.cli("ZSCORE", room, "ben") == str(now + 90000)
+    # the set lives as long as its latest member (+1 s)
+    assert 89000 < int(redis.cli("PTTL", room)) <= 91000
+
+
+def test_presence_room_query_drops_expired_members(redis):
+    room = "levee:r:{hall}"
+    now = int(time.time() * 1000)
+    redis.script("presence_room", [room], [now - 5, "gone", now + 30000, "old", now + 60000, "new"])
+    out = redis.script("presence_room_query", [room], [now, 10]).split("\n")
+    assert out == ["2", "new", "old"]              # latest first, the expired member removed
+    assert redis.cli("ZSCORE", room, "gone") == ""
+    assert redis.script("presence_room_query", [room], [now, 1]).split("\n") == ["2", "new"]
+    assert redis.script("presence_room_query", [room], [now, 0]) == "2"
 
 
 # ---------------------------------------------------------------- limit_lease
