@@ -229,6 +229,20 @@ void ClusterClient::handle_command_reply(NodeConnection &node, Command &c, const
         dispatch(c);
         return;
     }
+    if (reply->error_is("NOSCRIPT") && c.argv.size() > 1 && c.argv[0] == "EVALSHA") {
+        const auto script = scripts_.find(c.argv[1]);
+        if (script != scripts_.end() && ++c.redirects <= opts_.max_redirects) {
+            std::string error;
+            // One connection runs commands in order: the load precedes the retry.
+            if (node.send(NodeConnection::Kind::Load, 0, {"SCRIPT", "LOAD", script->second}, error) &&
+                node.send(NodeConnection::Kind::Command, c.id, c.argv, error)) {
+                ++stats_.per_node_commands_errors[node.name()].first;
+                return;
+            }
+            park(c, "connect to " + node.name() + ": " + error, false);
+            return;
+        }
+    }
     // Transient cluster states: the same command will work shortly, on this
     // node (TRYAGAIN, LOADING) or on whichever one takes over the slot.
     if (reply->error_is("TRYAGAIN") || reply->error_is("LOADING")) {
@@ -486,6 +500,10 @@ void ClusterClient::apply_slot_map(SlotMap map) {
             evtimer_add(retry_ev_.get(), &now);
         }
     }
+}
+
+void ClusterClient::register_script(std::string sha1, std::string source) {
+    scripts_[std::move(sha1)] = std::move(source);
 }
 
 std::vector<ClusterClient::MasterInfo> ClusterClient::masters() const {

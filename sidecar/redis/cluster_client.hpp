@@ -104,6 +104,11 @@ public:
     // never from inside command().
     bool command(std::string_view key, std::vector<std::string> argv, Callback cb);
 
+    // EVALSHA of a registered script that meets NOSCRIPT (a new node, a
+    // promoted replica, SCRIPT FLUSH) is answered by loading the script on
+    // that connection and sending the same command again behind it.
+    void register_script(std::string sha1, std::string source);
+
     std::vector<MasterInfo> masters() const;
     const ClusterStats &stats() const { return stats_; }
     std::size_t in_flight() const { return commands_.size(); }
@@ -179,6 +184,7 @@ private:
     std::string refresh_error_;
 
     std::vector<std::function<void()>> drain_waiters_;
+    std::unordered_map<std::string, std::string> scripts_; // sha1 -> source
 
     EventPtr retry_ev_;
     EventPtr refresh_ev_;

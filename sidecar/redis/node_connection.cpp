@@ -288,6 +288,7 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
     }
     switch (sent.kind) {
     case Kind::Asking:
+    case Kind::Load:
         break;
     case Kind::Refresh: {
         const Reply copy = Reply::from_hiredis(*r);

@@ -35,6 +35,7 @@ public:
     enum class Kind : uint8_t {
         Command, // a caller's command; replies are held for WAIT when enabled
         Asking,  // ASKING before an ASK-redirected command; reply ignored
+        Load,    // SCRIPT LOAD before re-sending an EVALSHA that hit NOSCRIPT; reply ignored
         Refresh, // CLUSTER SLOTS
         Wait,    // WAIT after a batch; internal
     };

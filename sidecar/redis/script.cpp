@@ -69,6 +69,7 @@ Script::Script(ClusterClient &client, std::string_view name) : client_(client) {
     if (const lua::Script *s = lua::find(name)) {
         source_ = std::string(s->source);
         sha1_ = sha1_hex(source_);
+        client_.register_script(sha1_, source_);
     }
 }
 
@@ -87,35 +88,8 @@ bool Script::run(std::vector<std::string> keys, std::vector<std::string> args, C
     for (auto &a : args) {
         argv.push_back(std::move(a));
     }
-    // Kept for a retry after NOSCRIPT; shared so the hot path copies argv once.
-    auto saved = std::make_shared<const std::vector<std::string>>(std::move(argv));
-    const std::string &route = (*saved)[3];
-    return client_.command(route, *saved, [this, saved, cb = std::move(cb)](const Reply &r) mutable {
-        if (r.error_is("NOSCRIPT")) {
-            load_and_retry(*saved, std::move(cb));
-            return;
-        }
-        cb(r);
-    });
-}
-
-void Script::load_and_retry(std::vector<std::string> argv, ClusterClient::Callback cb) {
     const std::string route = argv[3];
-    // SCRIPT LOAD is routed by the same key, so it reaches the node that said NOSCRIPT.
-    const bool queued = client_.command(route, {"SCRIPT", "LOAD", source_},
-                                        [this, argv = std::move(argv), cb](const Reply &loaded) mutable {
-        if (loaded.is_error()) {
-            cb(loaded);
-            return;
-        }
-        const std::string route2 = argv[3];
-        if (!client_.command(route2, std::move(argv), cb)) {
-            cb(Reply::error("LEVEE_UNAVAILABLE too many commands in flight"));
-        }
-    });
-    if (!queued) {
-        cb(Reply::error("LEVEE_UNAVAILABLE too many commands in flight"));
-    }
+    return client_.command(route, std::move(argv), std::move(cb));
 }
 
 } // namespace levee::redis

@@ -1,6 +1,7 @@
-// Runs an embedded Lua script (lua/*.lua) on the cluster with EVALSHA, loading
-// it on a node with SCRIPT LOAD the first time that node answers NOSCRIPT
-// (new node, failover, SCRIPT FLUSH): callers just call run().
+// Runs an embedded Lua script (lua/*.lua) on the cluster with EVALSHA. The
+// script is registered with the client, which loads it on a node with SCRIPT
+// LOAD whenever that node answers NOSCRIPT (new node, failover, SCRIPT FLUSH)
+// and re-sends the command: callers just call run().
 #pragma once
 
 #include <string>
@@ -25,8 +26,6 @@ class Script {
     bool run(std::vector<std::string> keys, std::vector<std::string> args, ClusterClient::Callback cb);
 
   private:
-    void load_and_retry(std::vector<std::string> argv, ClusterClient::Callback cb);
-
     ClusterClient &client_;
     std::string source_;
     std::string sha1_;

@@ -22,9 +22,16 @@ class Script;
 class Metrics;
 class Spool;
 
-// The Redis key of a user's presence. The hash tag keeps all of one user's
-// keys in one slot.
+// Users are spread over this many hash tags: a bucket's users share a slot, so
+// one script call records all of a batch's users of that bucket.
+constexpr std::uint16_t kPresenceBuckets = 256;
+
+// Bucket of a user: CRC16 (Redis's own hash) of the user id, mod kPresenceBuckets.
+std::uint16_t presence_bucket(const std::string &user);
+
+// The Redis key of a user's presence: "levee:p:{b<bucket>}:<user>".
 std::string presence_key(const std::string &user);
+std::string presence_key(std::uint16_t bucket, const std::string &user);
 // The online set of a room: a ZSET of users scored by when they expire.
 std::string room_key(const std::string &room);
 

@@ -15,6 +15,7 @@ import time
 import urllib.request
 
 from harness.wait import wait_until
+from harness.levee_keys import presence_key
 
 CONF = """
     levee_sidecar unix:$sock;
@@ -269,7 +270,7 @@ def test_no_beat_lost_through_leveed_kill_redis_failover_and_database_outage(
     nodes = {}
     wrong = []
     for user in stream.last:
-        key = "levee:p:{" + user + "}"
+        key = presence_key(user)
         port = redis_cluster.master_for_key(key)
         conn = nodes.setdefault(port, RespGet(port))
         if conn.get(key) != str(docs[user]):
@@ -295,7 +296,7 @@ def test_a_beat_is_in_redis_within_1s_at_p99(redis_cluster, make_leveed, make_ng
         try:
             for i in range(30):
                 user = f"lat-{run}-{t}-{i}"
-                key = "levee:p:{" + user + "}"
+                key = presence_key(user)
                 port = redis_cluster.master_for_key(key)
                 conn = nodes.setdefault(port, RespGet(port))
                 status, _, _ = get(ngx, f"/hb?u={user}")

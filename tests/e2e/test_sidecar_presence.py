@@ -11,8 +11,8 @@ import subprocess
 import time
 import urllib.request
 
-from harness.redis_cluster import key_hash_slot  # noqa: F401  (documents the key layout)
 from harness.wait import wait_until
+from harness.levee_keys import presence_key
 
 USERS = 3000
 BATCH = 100
@@ -50,7 +50,7 @@ def assert_database_holds(mongo, expected: dict[str, int]) -> None:
 
 def assert_redis_holds(cluster, expected: dict[str, int], sample: int = 40) -> None:
     for user in list(expected)[:: max(1, len(expected) // sample)]:
-        key = "levee:p:{" + user + "}"
+        key = presence_key(user)
         got = cluster.cli(cluster.master_for_key(key), "GET", key)
         assert got == str(expected[user]), (user, got, expected[user])
 
@@ -154,5 +154,5 @@ def test_scripts_are_reloaded_after_script_flush(redis_cluster, make_leveed, lev
         assert redis_cluster.cli(port, "SCRIPT", "FLUSH") == "OK"
     r = subprocess.run(beat + ["after-flush"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
-    key = "levee:p:{after-flush}"
+    key = presence_key("after-flush")
     assert redis_cluster.cli(redis_cluster.master_for_key(key), "EXISTS", key) == "1"
