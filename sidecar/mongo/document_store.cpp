@@ -4,6 +4,7 @@
 
 #include "bson_ptr.hpp"
 #include "log.hpp"
+#include "pooled_client.hpp"
 #include "metrics.hpp"
 
 namespace levee {
@@ -20,20 +21,6 @@ std::string to_json(const bson_t *doc) {
     bson_free(s);
     return out;
 }
-
-// A client borrowed from the pool for one job.
-class PooledClient {
-  public:
-    explicit PooledClient(mongoc_client_pool_t *pool) : pool_(pool), client_(mongoc_client_pool_pop(pool)) {}
-    ~PooledClient() { mongoc_client_pool_push(pool_, client_); }
-    PooledClient(const PooledClient &) = delete;
-    PooledClient &operator=(const PooledClient &) = delete;
-    mongoc_client_t *get() const { return client_; }
-
-  private:
-    mongoc_client_pool_t *pool_;
-    mongoc_client_t *client_;
-};
 
 } // namespace
 

@@ -9,24 +9,12 @@
 
 #include "bson_ptr.hpp"
 #include "log.hpp"
+#include "pooled_client.hpp"
 #include "metrics.hpp"
 #include "spool.hpp"
 
 namespace levee {
 namespace {
-
-class PooledClient {
-  public:
-    explicit PooledClient(mongoc_client_pool_t *pool) : pool_(pool), client_(mongoc_client_pool_pop(pool)) {}
-    ~PooledClient() { mongoc_client_pool_push(pool_, client_); }
-    PooledClient(const PooledClient &) = delete;
-    PooledClient &operator=(const PooledClient &) = delete;
-    mongoc_client_t *get() const { return client_; }
-
-  private:
-    mongoc_client_pool_t *pool_;
-    mongoc_client_t *client_;
-};
 
 struct Newest {
     std::int64_t last_seen_ms;

@@ -160,39 +160,30 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         metrics_.inc("leveed_presence_batches_total", {{"result", ok ? "ok" : "error"}});
         send_ack(st->reply, st->request_id, ok, st->records, st->error);
     };
+    // Runs one script call of the batch; the batch is acknowledged when all have answered.
+    auto run = [this, &st, &finish_one](redis::Script &script, std::vector<std::string> keys,
+                                        std::vector<std::string> args) {
+        const bool queued = script.run(std::move(keys), std::move(args), [st, finish_one](const redis::Reply &answer) {
+            if (answer.is_error() && st->error.empty()) {
+                st->error = "redis: " + answer.str;
+            }
+            finish_one();
+        });
+        if (!queued) {
+            metrics_.inc("leveed_presence_refused_total");
+            if (st->error.empty()) {
+                st->error = "redis: too many commands in flight";
+            }
+            finish_one();
+        }
+    };
     // One script call per bucket: its users' keys share a slot, so Redis and
     // leveed pay the per-command cost once for many users.
     for (auto &[bucket, call] : buckets) {
-        const bool queued = beat_->run(std::move(call.keys), std::move(call.args),
-                                       [st, finish_one](const redis::Reply &answer) {
-                                           if (answer.is_error() && st->error.empty()) {
-                                               st->error = "redis: " + answer.str;
-                                           }
-                                           finish_one();
-                                       });
-        if (!queued) {
-            metrics_.inc("leveed_presence_refused_total");
-            if (st->error.empty()) {
-                st->error = "redis: too many commands in flight";
-            }
-            finish_one();
-        }
+        run(*beat_, std::move(call.keys), std::move(call.args));
     }
     for (auto &[room, args] : rooms) {
-        const bool queued = room_beat_->run({room_key(room)}, std::move(args),
-                                            [st, finish_one](const redis::Reply &answer) {
-                                                if (answer.is_error() && st->error.empty()) {
-                                                    st->error = "redis: " + answer.str;
-                                                }
-                                                finish_one();
-                                            });
-        if (!queued) {
-            metrics_.inc("leveed_presence_refused_total");
-            if (st->error.empty()) {
-                st->error = "redis: too many commands in flight";
-            }
-            finish_one();
-        }
+        run(*room_beat_, {room_key(room)}, std::move(args));
     }
     finish_one();
 }
