@@ -630,7 +630,8 @@ ngx_http_levee_q_error(ngx_http_request_t *r, ngx_uint_t status, const char *err
     size_t   len;
     u_char  *p;
 
-    len = sizeof("{\"error\":\"\"}\n") + 2 * ngx_strlen(error);
+    /* ngx_escape_json() writes up to 6 bytes ("\\u00XX") per input byte */
+    len = sizeof("{\"error\":\"\"}\n") + 6 * ngx_strlen(error);
 
     p = (u_char *) ngx_pnalloc(r->pool, len);
     if (p == NULL) {

@@ -29,6 +29,7 @@ typedef struct {
     ngx_str_t                  name;
     u_char                     name_buf[sizeof("unix:") + LEVEE_SIDECAR_PATH_MAX];
     ngx_event_t                reconnect;
+    ngx_event_t                hello_timer;   /* leveed must answer the hello in time */
     levee_backoff_t            backoff;
     ngx_levee_link_state_e     state;
     uint64_t                   next_request_id;
@@ -38,7 +39,10 @@ typedef struct {
 } ngx_levee_link_t;
 
 
+#define NGX_LEVEE_HELLO_TIMEOUT_MS  5000
+
 static void ngx_levee_link_connect(ngx_event_t *ev);
+static void ngx_levee_link_hello_timeout(ngx_event_t *ev);
 static void ngx_levee_link_close(ngx_levee_link_t *link, ngx_uint_t reconnect);
 static void ngx_levee_link_read_handler(ngx_event_t *ev);
 static void ngx_levee_link_write_handler(ngx_event_t *ev);
@@ -103,6 +107,11 @@ ngx_levee_link_start(ngx_cycle_t *cycle, const char *socket_path)
     link->reconnect.log = cycle->log;
     /* an idle reconnect timer must not hold up a graceful shutdown */
     link->reconnect.cancelable = 1;
+
+    link->hello_timer.handler = ngx_levee_link_hello_timeout;
+    link->hello_timer.data = link;
+    link->hello_timer.log = cycle->log;
+    link->hello_timer.cancelable = 1;
 
     ngx_levee_link_connect(&link->reconnect);
 
@@ -209,8 +218,12 @@ ngx_levee_link_send(Levee__Frame *frame, uint64_t *request_id)
         *request_id = frame->request_id;
     }
 
-    /* write now if the socket takes it; otherwise the write event finishes */
-    ngx_levee_link_write_handler(link->peer.connection->write);
+    /*
+     * Written from the posted-events queue, after the current handler: a
+     * request handler that queues a frame makes no system call, and a failed
+     * write cannot close the link (and call the state handlers) under it.
+     */
+    ngx_post_event(link->peer.connection->write, &ngx_posted_events);
 
     return NGX_OK;
 }
@@ -283,6 +296,8 @@ ngx_levee_link_connect(ngx_event_t *ev)
         return;
     }
 
+    ngx_add_timer(&link->hello_timer, NGX_LEVEE_HELLO_TIMEOUT_MS);
+
     if (rc == NGX_OK) {
         ngx_levee_link_write_handler(c->write);
     }
@@ -291,9 +306,26 @@ ngx_levee_link_connect(ngx_event_t *ev)
 
 
 static void
+ngx_levee_link_hello_timeout(ngx_event_t *ev)
+{
+    ngx_levee_link_t  *link = (ngx_levee_link_t *) ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                  "levee: sidecar %V did not answer hello within %d ms, reconnecting",
+                  &link->name, NGX_LEVEE_HELLO_TIMEOUT_MS);
+
+    ngx_levee_link_close(link, 1);
+}
+
+
+static void
 ngx_levee_link_close(ngx_levee_link_t *link, ngx_uint_t reconnect)
 {
     ngx_flag_t  was_ready = (link->state == NGX_LEVEE_LINK_READY);
+
+    if (link->hello_timer.timer_set) {
+        ngx_del_timer(&link->hello_timer);
+    }
 
     if (link->peer.connection) {
         ngx_close_connection(link->peer.connection);
@@ -484,6 +516,10 @@ ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
 
         link->state = NGX_LEVEE_LINK_READY;
         levee_backoff_reset(&link->backoff);
+
+        if (link->hello_timer.timer_set) {
+            ngx_del_timer(&link->hello_timer);
+        }
 
         ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
                       "levee: connected to sidecar %V (%s, protocol %ui)",

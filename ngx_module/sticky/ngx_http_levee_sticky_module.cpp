@@ -1067,7 +1067,20 @@ ngx_http_levee_sticky_flush_buffer(RegistryBuffer *buf)
             found = 1;
         });
 
-        if (!found || nttls == sizeof(ttls) / sizeof(ttls[0])) {
+        if (!found) {
+            break;
+        }
+
+        if (nttls == sizeof(ttls) / sizeof(ttls[0])) {
+            /* more distinct TTLs than one flush sends: the rest is counted, not lost silently */
+            buf->for_each([&](const RegistryBuffer::Record &r) {
+                for (ngx_uint_t k = 0; k < nttls; k++) {
+                    if (ttls[k] == r.ttl_ms) {
+                        return;
+                    }
+                }
+                ngx_http_levee_sticky_dropped++;
+            });
             break;
         }
 

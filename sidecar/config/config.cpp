@@ -128,9 +128,11 @@ const std::map<std::string, Setter> &setters() {
         {"pid_file", [](const std::string &v, Config &c) -> std::string { c.pid_file = v; return ""; }},
         {"max_frame_bytes",
          [](const std::string &v, Config &c) -> std::string {
-             return parse_size(v, 1024, 64u << 20, c.max_frame_bytes)
+             // The module reads frames of at most 1m: a larger limit here would
+             // let leveed send replies nginx refuses.
+             return parse_size(v, 1024, 1u << 20, c.max_frame_bytes)
                         ? ""
-                        : "max_frame_bytes must be a size between 1k and 64m";
+                        : "max_frame_bytes must be a size between 1k and 1m";
          }},
         {"max_connections",
          [](const std::string &v, Config &c) -> std::string {

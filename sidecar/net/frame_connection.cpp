@@ -31,6 +31,11 @@ bool FrameConnection::send(const Levee__Frame &frame) {
     if (closed_) {
         return false;
     }
+    // A peer that stops reading must not make leveed hold replies without end.
+    if (output_pending() > kMaxOutputBytes) {
+        close("output_full");
+        return false;
+    }
     thread_local std::vector<std::uint8_t> scratch;
     scratch.clear();
     if (!encode_frame(frame, scratch, max_frame_bytes_)) {

@@ -27,6 +27,9 @@ class FrameSink {
 
 class FrameConnection {
   public:
+    // Replies queued for a peer beyond this close its connection (counted as "output_full").
+    static constexpr std::size_t kMaxOutputBytes = 64u << 20;
+
     FrameConnection(event_base *base, int fd, std::uint64_t id, std::uint32_t max_frame_bytes, FrameSink &sink);
     ~FrameConnection();
     FrameConnection(const FrameConnection &) = delete;

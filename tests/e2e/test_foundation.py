@@ -264,3 +264,24 @@ def test_worker_logs_a_refused_hello_and_backs_off(make_nginx, tmp_path):
         conn.close()
     finally:
         srv.close()
+
+
+def test_a_sidecar_that_never_answers_hello_is_left_and_retried(make_nginx, tmp_path):
+    """A peer that accepts and stays silent (a wedged leveed) does not keep a
+    worker's link half-open for ever: after 5 s it reconnects."""
+    import socket as _socket
+    path = str(tmp_path / "silent.sock")
+    srv = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    srv.settimeout(10)
+    n = make_nginx(PLAIN_HTTP, workers=1, sock=path)
+    try:
+        first, _ = srv.accept()
+        second, _ = srv.accept()          # the worker gave up on the first and came back
+        assert "did not answer hello within 5000 ms" in n.error_log()
+        assert n.get("/")[0] == 200
+        first.close()
+        second.close()
+    finally:
+        srv.close()

@@ -59,6 +59,13 @@ TEST(Config, ReportsEveryErrorWithItsLine) {
     EXPECT_NE(errors[1].message.find("unknown setting \"bogus\""), std::string::npos);
 }
 
+TEST(Config, FramesLargerThanTheModuleReadsAreRefused) {
+    levee::Config c;
+    const auto errors = levee::parse_config("max_frame_bytes 2m\n", c);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].message.find("between 1k and 1m"), std::string::npos);
+}
+
 TEST(Config, RefusesASettingGivenTwice) {
     levee::Config c;
     const auto errors = levee::parse_config("socket /a\nsocket /b\n", c);
