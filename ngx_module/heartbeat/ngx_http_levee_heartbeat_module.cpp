@@ -30,10 +30,10 @@ using levee::presence::Taken;
 
 
 /* Records per batch frame, and bytes of users and rooms per batch. */
-#define NGX_HTTP_LEVEE_HB_BATCH           1000
-#define NGX_HTTP_LEVEE_HB_BATCH_BYTES     (128 * 1024)
+#define NGX_HTTP_LEVEE_HB_BATCH           4000
+#define NGX_HTTP_LEVEE_HB_BATCH_BYTES     (512 * 1024)
 /* Batches one worker may have waiting for their ack. */
-#define NGX_HTTP_LEVEE_HB_OUTSTANDING     64
+#define NGX_HTTP_LEVEE_HB_OUTSTANDING     32
 /*
  * An unanswered batch is sent again after this long. Longer than leveed
  * keeps retrying Redis (15 s), so a slow ack is not duplicated; a lost link
