@@ -13,6 +13,8 @@ def test_local_stack_starts_and_shows_levee_working():
     r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "local_stack.py"), "--check",
                         "--build-dir", build.build_dir()], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "-> 200" in r.stdout
+    assert "levee-demo: BAD" not in r.stdout
+    for capability in ("proxy", "rate limit", "sticky", "heartbeat", "presence", "stores"):
+        assert f"levee-demo: ok  {capability}:" in r.stdout, capability
     assert "ok=yes" in r.stdout and "redis_value=hello" in r.stdout
     assert "curl http://127.0.0.1:" in r.stdout
