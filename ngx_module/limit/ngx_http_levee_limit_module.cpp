@@ -731,6 +731,7 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
     Levee__Frame               frame = LEVEE__FRAME__INIT;
     Levee__LimitLeaseRequest   req = LEVEE__LIMIT_LEASE_REQUEST__INIT;
     Levee__LimitLeaseEntry     entries[NGX_HTTP_LEVEE_LIMIT_BATCH];
+    uint32_t                   demands[NGX_HTTP_LEVEE_LIMIT_BATCH];
     Levee__LimitLeaseEntry    *ptrs[NGX_HTTP_LEVEE_LIMIT_BATCH];
     u_char                    *keys, *k;
 
@@ -801,6 +802,8 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
         n++;
         k += e->len;
 
+        /* kept until the frame is on its way: a send that fails gives it back */
+        demands[n - 1] = g->demand;
         g->demand = 0;
         g->pending_ms = now;
     }
@@ -831,7 +834,7 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
                            entries[i].key.data, (uint16_t) entries[i].key.len);
                 if (e != NULL) {
                     t.global(e)->pending_ms = 0;
-                    t.global(e)->demand += 1;
+                    t.global(e)->demand += demands[i];
                     t.mark_dirty(e);
                 }
             }
