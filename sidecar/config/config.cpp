@@ -176,6 +176,10 @@ const std::map<std::string, Setter> &setters() {
          [](const std::string &v, Config &c) -> std::string {
              return parse_u32(v, 0, 16, c.redis_wait_replicas) ? "" : "redis_wait_replicas must be 0..16";
          }},
+        {"presence_buckets",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 1, 16384, c.presence_buckets) ? "" : "presence_buckets must be 1..16384";
+         }},
         {"redis_wait_timeout_ms",
          [](const std::string &v, Config &c) -> std::string {
              return parse_u32(v, 1, 10000, c.redis_wait_timeout_ms) ? "" : "redis_wait_timeout_ms must be 1..10000";

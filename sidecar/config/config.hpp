@@ -35,6 +35,9 @@ struct Config {
     // we acknowledged.
     std::uint32_t redis_wait_replicas = 1;
     std::uint32_t redis_wait_timeout_ms = 100;
+    // Hash-tag buckets of presence keys (levee:p:{bN}:USER, N = CRC16(USER) mod this).
+    // Every leveed writing to one cluster must use the same value.
+    std::uint32_t presence_buckets = 64;
 
     bool standalone() const { return redis_seeds.empty() && mongo_uri.empty(); }
 };

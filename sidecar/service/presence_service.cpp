@@ -46,20 +46,20 @@ struct BatchState {
 
 } // namespace
 
-std::uint16_t presence_bucket(const std::string &user) {
-    return static_cast<std::uint16_t>(redis::crc16(user) % kPresenceBuckets);
+std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets) {
+    return static_cast<std::uint16_t>(redis::crc16(user) % buckets);
 }
 
 std::string presence_key(std::uint16_t bucket, const std::string &user) {
     return "levee:p:{b" + std::to_string(bucket) + "}:" + user;
 }
 
-std::string presence_key(const std::string &user) { return presence_key(presence_bucket(user), user); }
 
 std::string room_key(const std::string &room) { return "levee:r:{" + room + "}"; }
 
-PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics)
-    : redis_(redis), spool_(spool), metrics_(metrics) {
+PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics,
+                                 std::uint16_t buckets)
+    : redis_(redis), spool_(spool), buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets), metrics_(metrics) {
     if (redis_ != nullptr) {
         beat_ = std::make_unique<redis::Script>(*redis_, "presence_beat");
         room_beat_ = std::make_unique<redis::Script>(*redis_, "presence_room");
@@ -141,7 +141,7 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     std::map<std::uint16_t, BucketCall> buckets;
     const std::string ttl = std::to_string(ttl_ms);
     for (const auto &r : records) {
-        const std::uint16_t bucket = presence_bucket(r.user);
+        const std::uint16_t bucket = presence_bucket(r.user, buckets_);
         BucketCall &call = buckets[bucket];
         if (call.args.empty()) {
             call.args.push_back(ttl);
@@ -338,7 +338,7 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
         return;
     }
     for (std::size_t i = 0; i < a->users.size(); i++) {
-        const std::string key = presence_key(a->users[i]);
+        const std::string key = presence_key(presence_bucket(a->users[i], buckets_), a->users[i]);
         if (!redis_->command(key, {"GET", key}, [a, done, i](const redis::Reply &r) {
                 if (r.is_error()) {
                     if (a->error.empty()) {

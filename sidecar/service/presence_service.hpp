@@ -22,15 +22,16 @@ class Script;
 class Metrics;
 class Spool;
 
-// Users are spread over this many hash tags: a bucket's users share a slot, so
-// one script call records all of a batch's users of that bucket.
-constexpr std::uint16_t kPresenceBuckets = 256;
+// Users are spread over `presence_buckets` hash tags (leveed setting): a
+// bucket's users share a slot, so one script call records all of a batch's
+// users of that bucket. Fewer buckets, more users per call; more buckets,
+// presence spread over more slots (and so over more masters).
+constexpr std::uint16_t kDefaultPresenceBuckets = 64;
 
-// Bucket of a user: CRC16 (Redis's own hash) of the user id, mod kPresenceBuckets.
-std::uint16_t presence_bucket(const std::string &user);
+// Bucket of a user: CRC16 (Redis's own hash) of the user id, mod `buckets`.
+std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets);
 
 // The Redis key of a user's presence: "levee:p:{b<bucket>}:<user>".
-std::string presence_key(const std::string &user);
 std::string presence_key(std::uint16_t bucket, const std::string &user);
 // The online set of a room: a ZSET of users scored by when they expire.
 std::string room_key(const std::string &room);
@@ -40,7 +41,8 @@ constexpr std::size_t kMaxPresenceUserBytes = 256;
 class PresenceService {
   public:
     // Either may be null: no Redis is standalone mode, no spool means no database.
-    PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics);
+    PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics,
+                    std::uint16_t buckets = kDefaultPresenceBuckets);
     ~PresenceService();
 
     void handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply);
@@ -52,6 +54,7 @@ class PresenceService {
   private:
     redis::ClusterClient *redis_;
     Spool *spool_;
+    std::uint16_t buckets_;
     Metrics &metrics_;
     std::unique_ptr<redis::Script> beat_;
     std::unique_ptr<redis::Script> room_beat_;

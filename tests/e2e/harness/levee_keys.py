@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from .redis_cluster import _crc16
 
-PRESENCE_BUCKETS = 256  # sidecar/service/presence_service.hpp: kPresenceBuckets
+PRESENCE_BUCKETS = 64  # leveed's presence_buckets default (sidecar/config/config.hpp)
 
 
-def presence_key(user: str) -> str:
-    """``levee:p:{b<crc16(user) % 256>}:<user>``: a user's last_seen, with its TTL."""
-    return f"levee:p:{{b{_crc16(user.encode()) % PRESENCE_BUCKETS}}}:{user}"
+def presence_key(user: str, buckets: int = PRESENCE_BUCKETS) -> str:
+    """``levee:p:{b<crc16(user) % buckets>}:<user>``: a user's last_seen, with its TTL."""
+    return f"levee:p:{{b{_crc16(user.encode()) % buckets}}}:{user}"
 
 
 def room_key(room: str) -> str:

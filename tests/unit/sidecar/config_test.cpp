@@ -66,6 +66,16 @@ TEST(Config, FramesLargerThanTheModuleReadsAreRefused) {
     EXPECT_NE(errors[0].message.find("between 1k and 1m"), std::string::npos);
 }
 
+TEST(Config, PresenceBucketsAreBounded) {
+    levee::Config c;
+    EXPECT_EQ(c.presence_buckets, 64u);
+    EXPECT_TRUE(levee::parse_config("presence_buckets 256\n", c).empty());
+    EXPECT_EQ(c.presence_buckets, 256u);
+    levee::Config d;
+    EXPECT_EQ(levee::parse_config("presence_buckets 0\n", d).size(), 1u);
+    EXPECT_EQ(levee::parse_config("presence_buckets 16385\n", d).size(), 1u);
+}
+
 TEST(Config, RefusesASettingGivenTwice) {
     levee::Config c;
     const auto errors = levee::parse_config("socket /a\nsocket /b\n", c);
