@@ -8,4 +8,7 @@ bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build
 cd build
-ctest --output-on-failure
+# ClusterClientLive.* need a live cluster: tests/e2e/test_redis_cluster_client.py
+# runs them against one; in the unit pass they would only report "skipped".
+ctest --output-on-failure -E 'ClusterClientLive'
+
