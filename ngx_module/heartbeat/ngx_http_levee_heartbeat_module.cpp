@@ -205,16 +205,19 @@ ngx_http_levee_hb_backlog(ngx_http_levee_hb_main_conf_t *hmcf)
 }
 
 
+/* Sends a whole response from memory that lives as long as the request. */
 static ngx_int_t
-ngx_http_levee_hb_text(ngx_http_request_t *r, ngx_uint_t status, const char *text)
+ngx_http_levee_hb_send(ngx_http_request_t *r, ngx_uint_t status, const char *type,
+    u_char *body, size_t len)
 {
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
 
     r->headers_out.status = status;
-    r->headers_out.content_length_n = ngx_strlen(text);
-    ngx_str_set(&r->headers_out.content_type, "text/plain");
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     rc = ngx_http_send_header(r);
@@ -227,8 +230,8 @@ ngx_http_levee_hb_text(ngx_http_request_t *r, ngx_uint_t status, const char *tex
         return NGX_ERROR;
     }
 
-    b->pos = (u_char *) text;
-    b->last = b->pos + ngx_strlen(text);
+    b->pos = body;
+    b->last = body + len;
     b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
@@ -237,6 +240,13 @@ ngx_http_levee_hb_text(ngx_http_request_t *r, ngx_uint_t status, const char *tex
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_levee_hb_text(ngx_http_request_t *r, ngx_uint_t status, const char *text)
+{
+    return ngx_http_levee_hb_send(r, status, "text/plain", (u_char *) text, ngx_strlen(text));
 }
 
 
@@ -592,35 +602,7 @@ ngx_http_levee_hb_on_ack(const Levee__Frame *frame, void *data)
 static ngx_int_t
 ngx_http_levee_q_send(ngx_http_request_t *r, ngx_uint_t status, u_char *json, size_t len)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = (ngx_buf_t *) ngx_pcalloc(r->pool, sizeof(ngx_buf_t));
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = json;
-    b->last = json + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_levee_hb_send(r, status, "application/json", json, len);
 }
 
 
