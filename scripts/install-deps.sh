@@ -42,7 +42,9 @@ $SUDO service redis-server stop >/dev/null 2>&1 || true
 # The test database: FerretDB (the design's first choice) is not served by the
 # Go module proxy here; SecantusDB speaks the MongoDB wire protocol on WiredTiger.
 venv="$TOOLS_DIR/secantus-venv"
-if [ ! -x "$venv/bin/secantusd-py" ] || ! "$venv/bin/pip" show secantusdb 2>/dev/null | grep -q "^Version: $SECANTUS_VERSION$"; then
+# (no "pip show | grep -q": with pipefail, grep closing early fails the pipe)
+installed=$("$venv/bin/python3" -c 'import importlib.metadata as m; print(m.version("secantusdb"))' 2>/dev/null || true)
+if [ ! -x "$venv/bin/secantusd-py" ] || [ "$installed" != "$SECANTUS_VERSION" ]; then
     echo "install-deps: secantusdb==$SECANTUS_VERSION into $venv"
     $SUDO mkdir -p "$TOOLS_DIR"
     $SUDO /usr/bin/python3 -m venv "$venv"
