@@ -31,6 +31,7 @@ GcraDecision gcra_take(const GcraParams &p, int64_t &tat, int64_t now_us);
 void gcra_refund(const GcraParams &p, int64_t &tat);
 
 // Takes up to `want` requests' worth at once (quota leasing); returns how many.
+// leveed uses it for the buckets it keeps itself when it runs without Redis.
 uint64_t gcra_take_n(const GcraParams &p, int64_t &tat, int64_t now_us, uint64_t want);
 
 // True when the bucket is full again at `now_us`: the state equals no state.

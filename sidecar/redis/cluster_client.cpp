@@ -5,7 +5,7 @@
 
 #include <event2/event.h>
 
-#include "backoff.hpp"
+#include "backoff.h"
 #include "crc16.hpp"
 #include "log.hpp"
 
@@ -269,8 +269,9 @@ void ClusterClient::park(Command &c, std::string why, bool timeout) {
     ++c.attempts;
     ++stats_.retries;
     const int64_t now = now_ms();
-    const int delay =
-        backoff_ms(c.attempts, opts_.retry_backoff_min_ms, opts_.retry_backoff_max_ms, static_cast<uint32_t>(rng_()));
+    const int64_t delay = levee_backoff_delay(static_cast<uint32_t>(c.attempts - 1),
+                                              static_cast<uint32_t>(opts_.retry_backoff_min_ms),
+                                              static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_());
     // Wake at the deadline at the latest, to fail it then.
     const int64_t due = std::min<int64_t>(now + delay, c.started_ms + opts_.max_retry_ms);
     parked_.emplace(due, c.id);
@@ -366,10 +367,12 @@ void ClusterClient::request_refresh() {
     }
     // Back off while refreshes keep failing (whole cluster unreachable).
     const int interval = std::max(opts_.refresh_min_interval_ms,
-                                  refresh_failures_ == 0 ? 0
-                                                         : backoff_ms(refresh_failures_, opts_.retry_backoff_min_ms,
-                                                                      opts_.retry_backoff_max_ms,
-                                                                      static_cast<uint32_t>(rng_())));
+                                  refresh_failures_ == 0
+                                      ? 0
+                                      : static_cast<int>(levee_backoff_delay(
+                                            static_cast<uint32_t>(refresh_failures_ - 1),
+                                            static_cast<uint32_t>(opts_.retry_backoff_min_ms),
+                                            static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_())));
     const int64_t wait = std::max<int64_t>(0, last_refresh_ms_ + interval - now_ms());
     refresh_scheduled_ = true;
     const timeval tv = to_timeval(wait);

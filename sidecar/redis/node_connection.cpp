@@ -8,7 +8,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "backoff.hpp"
+#include "backoff.h"
 #include "log.hpp"
 
 namespace levee::redis {
@@ -51,8 +51,10 @@ NodeConnection::~NodeConnection() {
 
 void NodeConnection::note_connect_failure() {
     ++connect_failures_;
-    const int delay = backoff_ms(connect_failures_, opts_.reconnect_min_ms, opts_.reconnect_max_ms,
-                                 static_cast<uint32_t>(reinterpret_cast<uintptr_t>(this) + now_ms()));
+    // the first retry waits the minimum: one doubling per failure after it
+    const uint32_t delay = levee_backoff_delay(
+        static_cast<uint32_t>(connect_failures_ - 1), static_cast<uint32_t>(opts_.reconnect_min_ms),
+        static_cast<uint32_t>(opts_.reconnect_max_ms), reinterpret_cast<uintptr_t>(this) + now_ms());
     next_connect_ms_ = now_ms() + delay;
 }
 

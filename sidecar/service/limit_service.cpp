@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include "cluster_client.hpp"
+#include "gcra.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "script.hpp"
@@ -107,19 +108,15 @@ std::uint32_t LimitService::grant_locally(const std::string &bucket, const Levee
             it = it->second <= now ? local_.erase(it) : std::next(it);
         }
     }
-    std::int64_t &tat = local_[bucket];
-    const std::int64_t period = static_cast<std::int64_t>(e.period_us);
-    const std::int64_t start = tat > now ? tat : now;
-    const std::int64_t room = now + static_cast<std::int64_t>(e.capacity) * period - start;
-    if (room <= 0 || period <= 0) {
+    if (e.period_us == 0 || e.capacity == 0) {
         return 0;
     }
-    std::int64_t n = room / period;
-    if (n > static_cast<std::int64_t>(e.want)) {
-        n = e.want;
-    }
-    tat = start + n * period;
-    return static_cast<std::uint32_t>(n);
+    // The module's own GCRA: a standalone leveed hands out quota exactly as
+    // the Redis bucket (lua/limit_lease.lua) would.
+    levee::limit::GcraParams params;
+    params.period_us = e.period_us;
+    params.tolerance_us = (static_cast<std::uint64_t>(e.capacity) - 1) * e.period_us;
+    return static_cast<std::uint32_t>(levee::limit::gcra_take_n(params, local_[bucket], now, e.want));
 }
 
 void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseRequest &request, Reply reply) {
