@@ -268,23 +268,9 @@ def children_of(pid: int) -> list[int]:
             with open(f"/proc/{pid}/task/{tid}/children") as f:
                 kids += [int(x) for x in f.read().split()]
         return sorted(k for k in kids if _proc.pid_alive(k))
-    except FileNotFoundError:
-        pass
     except OSError:
-        pass
-    # fallback: scan /proc for ppid
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid and fields[0] not in (b"Z", b"X"):
-            kids.append(int(name))
-    return sorted(kids)
+        # no children file (older kernels): scan /proc for the ppid
+        return sorted(child for child, ppid, _pgrp in _proc.live_processes() if ppid == pid)
 
 
 def _retired(pid: int) -> bool:

@@ -144,8 +144,8 @@ def pid_alive(pid: int | None) -> bool:
     return state not in (b"Z", b"X", b"x")
 
 
-def _group_members(pgid: int) -> list[int]:
-    out = []
+def live_processes():
+    """(pid, ppid, pgrp) of every process that is not a zombie, from /proc."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -156,9 +156,12 @@ def _group_members(pgid: int) -> list[int]:
             continue
         fields = data[data.rfind(b")") + 2:].split()
         # fields[0]=state [1]=ppid [2]=pgrp
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            out.append(int(name))
-    return out
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            yield int(name), int(fields[1]), int(fields[2])
+
+
+def _group_members(pgid: int) -> list[int]:
+    return [pid for pid, _ppid, pgrp in live_processes() if pgrp == pgid]
 
 
 def _reap(proc: subprocess.Popen, timeout: float) -> bool:
