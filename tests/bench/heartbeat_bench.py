@@ -41,6 +41,8 @@ from harness.leveed import Leveed  # noqa: E402
 from harness.nginx import Nginx  # noqa: E402
 from harness.redis_cluster import RedisCluster  # noqa: E402
 
+import wrk as _wrk  # noqa: E402  (tests/bench/wrk.py)
+
 WRK_SCRIPT = """
 local users = %d
 local n = math.random(users)
@@ -75,26 +77,8 @@ BODY = """
 """
 
 
-def parse_wrk(out: str) -> dict:
-    def ms(v: str) -> float:
-        m = re.match(r"([\d.]+)(us|ms|s)", v)
-        x = float(m.group(1))
-        return {"us": x / 1000, "ms": x, "s": x * 1000}[m.group(2)]
-
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
-        "p99": ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
-        "total": int(re.search(r"(\d+) requests in", out).group(1)),
-        "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)) else 0,
-    }
-
-
 def wrk(port: int, duration: float, connections: int, script: str) -> dict:
-    r = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", script,
-                        f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True,
-                       timeout=duration + 30)
-    return parse_wrk(r.stdout)
+    return _wrk.run(port, duration, connections, script)
 
 
 def stats(ngx) -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from harness.leveed import Leveed  # noqa: E402
 from harness.nginx import Nginx  # noqa: E402
 from harness.ports import free_port  # noqa: E402
 from harness.redis_cluster import RedisCluster  # noqa: E402
+
+import wrk as _wrk  # noqa: E402  (tests/bench/wrk.py)
 
 LUA_MODULES = """
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -95,24 +96,10 @@ CASES = {
 }
 
 
-def parse_wrk(out: str) -> dict:
-    def ms(v: str) -> float:
-        m = re.match(r"([\d.]+)(us|ms|s)", v)
-        x = float(m.group(1))
-        return {"us": x / 1000, "ms": x, "s": x * 1000}[m.group(2)]
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"rps": rps, "p50": p50, "p99": p99, "refused": int(m.group(1)) if m else 0, "total": total}
-
-
 def wrk(port: int, duration: float, connections: int) -> dict:
-    r = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency",
-                        f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True)
-    return parse_wrk(r.stdout)
+    r = _wrk.run(port, duration, connections)
+    r["refused"] = r["non2xx"]
+    return r
 
 
 def main() -> int:

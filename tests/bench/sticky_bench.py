@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import socket
@@ -24,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import wrk as _wrk  # tests/bench/wrk.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -84,23 +85,11 @@ def start_nginx(root: str, name: str, workers: int, body: str, module: str | Non
     return p
 
 
-def to_ms(v: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", v)
-    n, unit = float(m.group(1)), m.group(2)
-    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
-
-
 def wrk(port: int, lua: str, duration: int, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-                          "-s", lua, f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True, timeout=duration + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors or "Socket errors" in out:
-        sys.exit(f"wrk saw errors on :{port}:\n{out}")
-    return {"rps": rps, "p50": p50, "p99": p99}
+    r = _wrk.run(port, duration, connections, lua)
+    if r["non2xx"] or r["socket_errors"]:
+        sys.exit(f"wrk saw errors on :{port}:\n{r['out']}")
+    return r
 
 
 def main() -> None:
