@@ -24,7 +24,9 @@ constexpr const char *kUsage =
     "  hello              say hello and print leveed's answer\n"
     "  probe KEY VALUE    write KEY into Redis and a document into the database,\n"
     "                     read both back through leveed, print what came back\n"
-    "  beat USER [ROOM]   send one presence record (last_seen = now) and wait for the ack\n"
+    "  beat USER [ROOM] [--at MS] [--ttl MS]\n"
+    "                     send one presence record (last_seen = MS since the epoch,\n"
+    "                     default now; ttl default 180000) and wait for the ack\n"
     "  bench-presence SECONDS BATCH IN_FLIGHT USERS\n"
     "                     send presence batches for SECONDS with IN_FLIGHT batches\n"
     "                     unacknowledged at most; print acknowledged records/s\n"
@@ -185,8 +187,11 @@ struct BatchFrame {
     }
 };
 
-int beat(Client &client, const std::string &user, const std::string &room) {
-    BatchFrame b({user}, room.c_str(), now_ms());
+int beat(Client &client, const std::string &user, const std::string &room, std::int64_t at, std::int64_t ttl) {
+    BatchFrame b({user}, room.c_str(), at > 0 ? at : now_ms());
+    if (ttl > 0) {
+        b.batch.ttl_ms = static_cast<std::uint32_t>(ttl);
+    }
     b.frame.request_id = 3;
     if (!client.send(b.frame)) {
         std::fprintf(stderr, "leveectl: %s\n", client.error().c_str());
@@ -319,10 +324,15 @@ int main(int argc, char **argv) {
     std::string socket_path;
     std::uint32_t version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
     std::vector<std::string> args;
+    std::int64_t at = 0, ttl = 0;
     for (int i = 1; i < argc; i++) {
         const std::string a = argv[i];
         if (a == "--socket" && i + 1 < argc) {
             socket_path = argv[++i];
+        } else if (a == "--at" && i + 1 < argc) {
+            at = std::strtoll(argv[++i], nullptr, 10);
+        } else if (a == "--ttl" && i + 1 < argc) {
+            ttl = std::strtoll(argv[++i], nullptr, 10);
         } else if (a == "--protocol-version" && i + 1 < argc) {
             version = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 10));
         } else if (a == "--help" || a == "-h") {
@@ -350,7 +360,7 @@ int main(int argc, char **argv) {
     }
     if (args[0] == "beat" && (args.size() == 2 || args.size() == 3)) {
         const int rc = hello(client, version, true);
-        return rc != 0 ? rc : beat(client, args[1], args.size() == 3 ? args[2] : "");
+        return rc != 0 ? rc : beat(client, args[1], args.size() == 3 ? args[2] : "", at, ttl);
     }
     if (args[0] == "bench-presence" && args.size() == 5) {
         const int rc = hello(client, version, true);

@@ -50,8 +50,8 @@ std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets) {
     return static_cast<std::uint16_t>(redis::crc16(user) % buckets);
 }
 
-std::string presence_key(std::uint16_t bucket, const std::string &user) {
-    return "levee:p:{b" + std::to_string(bucket) + "}:" + user;
+std::string presence_key(std::uint16_t bucket, std::int64_t ttl_ms) {
+    return "levee:p:{b" + std::to_string(bucket) + "}:" + std::to_string(ttl_ms);
 }
 
 
@@ -61,7 +61,6 @@ PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Metr
                                  std::uint16_t buckets)
     : redis_(redis), spool_(spool), buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets), metrics_(metrics) {
     if (redis_ != nullptr) {
-        beat_ = std::make_unique<redis::Script>(*redis_, "presence_beat");
         room_beat_ = std::make_unique<redis::Script>(*redis_, "presence_room");
         room_query_ = std::make_unique<redis::Script>(*redis_, "presence_room_query");
     }
@@ -124,8 +123,8 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     }
 
     // Members of each room go in one command per room, users in one command
-    // per bucket: a batch of 1,000 users in 3 rooms costs at most 259
-    // commands, pipelined per node by the client.
+    // per bucket: a batch of 1,000 users in 3 rooms costs at most 67 commands
+    // (and one ZREMRANGEBYSCORE per bucket), pipelined per node by the client.
     std::map<std::string, std::vector<std::string>> rooms;
     for (const auto &r : records) {
         if (!r.room.empty()) {
@@ -134,23 +133,21 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
             args.push_back(r.user);
         }
     }
-    struct BucketCall {
-        std::vector<std::string> keys;
-        std::vector<std::string> args; // ttl, then last_seen of each key
-    };
-    std::map<std::uint16_t, BucketCall> buckets;
-    const std::string ttl = std::to_string(ttl_ms);
+    std::map<std::uint16_t, std::vector<std::string>> buckets; // bucket -> ZADD argv
     for (const auto &r : records) {
         const std::uint16_t bucket = presence_bucket(r.user, buckets_);
-        BucketCall &call = buckets[bucket];
-        if (call.args.empty()) {
-            call.args.push_back(ttl);
+        std::vector<std::string> &zadd = buckets[bucket];
+        if (zadd.empty()) {
+            zadd = {"ZADD", presence_key(bucket, ttl_ms), "GT"};
         }
-        call.keys.push_back(presence_key(bucket, r.user));
-        call.args.push_back(std::to_string(r.last_seen_ms));
+        zadd.push_back(std::to_string(r.last_seen_ms + ttl_ms));
+        zadd.push_back(r.user);
     }
-    auto st = std::make_shared<BatchState>(
-        BatchState{request_id, n, buckets.size() + rooms.size() + 1, "", std::move(reply)});
+    const std::int64_t now = wall_ms();
+    std::vector<std::vector<std::string>> upkeep = maintenance(buckets, ttl_ms, now);
+
+    auto st = std::make_shared<BatchState>(BatchState{
+        request_id, n, 2 * buckets.size() + upkeep.size() + rooms.size() + 1, "", std::move(reply)});
     auto finish_one = [this, st] {
         if (--st->pending > 0) {
             return;
@@ -160,32 +157,81 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         metrics_.inc("leveed_presence_batches_total", {{"result", ok ? "ok" : "error"}});
         send_ack(st->reply, st->request_id, ok, st->records, st->error);
     };
-    // Runs one script call of the batch; the batch is acknowledged when all have answered.
-    auto run = [this, &st, &finish_one](redis::Script &script, std::vector<std::string> keys,
-                                        std::vector<std::string> args) {
-        const bool queued = script.run(std::move(keys), std::move(args), [st, finish_one](const redis::Reply &answer) {
-            if (answer.is_error() && st->error.empty()) {
-                st->error = "redis: " + answer.str;
-            }
-            finish_one();
-        });
-        if (!queued) {
-            metrics_.inc("leveed_presence_refused_total");
-            if (st->error.empty()) {
-                st->error = "redis: too many commands in flight";
-            }
-            finish_one();
+    auto answered = [st, finish_one](const redis::Reply &answer) {
+        if (answer.is_error() && st->error.empty()) {
+            st->error = "redis: " + answer.str;
+        }
+        finish_one();
+    };
+    auto refused = [this, &st, &finish_one] {
+        metrics_.inc("leveed_presence_refused_total");
+        if (st->error.empty()) {
+            st->error = "redis: too many commands in flight";
+        }
+        finish_one();
+    };
+    auto send = [this, &answered, &refused](std::vector<std::string> argv) {
+        const std::string key = argv[1];
+        if (!redis_->command(key, std::move(argv), answered)) {
+            refused();
         }
     };
-    // One script call per bucket: its users' keys share a slot, so Redis and
-    // leveed pay the per-command cost once for many users.
-    for (auto &[bucket, call] : buckets) {
-        run(*beat_, std::move(call.keys), std::move(call.args));
+    for (auto &[bucket, zadd] : buckets) {
+        const std::string key = zadd[1];
+        send(std::move(zadd));
+        // Expired members go lazily: nearly free when there are none.
+        send({"ZREMRANGEBYSCORE", key, "-inf", "(" + std::to_string(now)});
+    }
+    for (auto &argv : upkeep) {
+        const std::string key = argv[1];
+        const std::string mark = argv[0] == "SADD" ? "ttl:" + argv[2] : key;
+        if (!redis_->command(key, std::move(argv), [this, mark, answered](const redis::Reply &answer) {
+                if (answer.is_error()) {
+                    maintained_.erase(mark); // the next batch tries again
+                }
+                answered(answer);
+            })) {
+            maintained_.erase(mark);
+            refused();
+        }
     }
     for (auto &[room, args] : rooms) {
-        run(*room_beat_, {room_key(room)}, std::move(args));
+        if (!room_beat_->run({room_key(room)}, std::move(args), answered)) {
+            refused();
+        }
     }
     finish_one();
+}
+
+std::vector<std::vector<std::string>>
+PresenceService::maintenance(const std::map<std::uint16_t, std::vector<std::string>> &buckets,
+                             std::int64_t ttl_ms, std::int64_t now) {
+    // A presence key outlives its latest member by a margin and is refreshed
+    // every kUpkeepMs, so an abandoned bucket vanishes; a PEXPIRE per batch
+    // and bucket cost more Redis CPU than the ZADD itself. The ttl is written
+    // where queries look for it, again every kUpkeepMs in case a failover
+    // lost it.
+    constexpr std::int64_t kUpkeepMs = 10000;
+    constexpr std::int64_t kMarginMs = 60000;
+    std::vector<std::vector<std::string>> out;
+    auto due = [this, now](const std::string &mark) {
+        std::int64_t &last = maintained_[mark];
+        if (now - last < kUpkeepMs) {
+            return false;
+        }
+        last = now;
+        return true;
+    };
+    const std::string ttl = std::to_string(ttl_ms);
+    if (due("ttl:" + ttl)) {
+        out.push_back({"SADD", kPresenceTtlsKey, ttl});
+    }
+    for (const auto &[bucket, zadd] : buckets) {
+        if (due(zadd[1])) {
+            out.push_back({"PEXPIRE", zadd[1], std::to_string(ttl_ms + kMarginMs)});
+        }
+    }
+    return out;
 }
 
 namespace {
@@ -297,61 +343,100 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
         return;
     }
 
-    struct Pending {
-        std::size_t left;
-        Reply reply;
-    };
-    auto p = std::make_shared<Pending>(Pending{by_room ? 1 : a->users.size(), std::move(reply)});
-    auto done = [this, a, p, request_id, kind] {
-        if (--p->left > 0) {
-            return;
-        }
+    auto done = [this, a, request_id, kind](const Reply &reply) {
         metrics_.inc("leveed_presence_queries_total", {{"kind", kind}, {"result", a->error.empty() ? "ok" : "error"}});
         if (!a->error.empty()) {
             a->users.clear();
             a->members.clear();
         }
-        a->send(p->reply, request_id);
+        a->send(reply, request_id);
     };
-    auto refused = [a, done] {
-        if (a->error.empty()) {
-            a->error = "redis: too many commands in flight";
-        }
-        done();
-    };
+    const std::string too_many = "redis: too many commands in flight";
 
     if (by_room) {
-        if (!room_query_->run({room_key(a->room)}, {std::to_string(now), std::to_string(limit)},
-                              [a, done](const redis::Reply &r) {
-                                  if (r.is_error()) {
-                                      a->error = "redis: " + r.str;
-                                  } else if (r.type == redis::Reply::Type::Array && !r.elements.empty()) {
-                                      a->count = static_cast<std::uint32_t>(r.elements[0].integer);
-                                      for (std::size_t i = 1; i < r.elements.size(); i++) {
-                                          a->members.push_back(r.elements[i].str);
-                                      }
-                                  }
-                                  done();
-                              })) {
-            refused();
+        auto on_answer = [a, done, reply](const redis::Reply &r) {
+            if (r.is_error()) {
+                a->error = "redis: " + r.str;
+            } else if (r.type == redis::Reply::Type::Array && !r.elements.empty()) {
+                a->count = static_cast<std::uint32_t>(r.elements[0].integer);
+                for (std::size_t i = 1; i < r.elements.size(); i++) {
+                    a->members.push_back(r.elements[i].str);
+                }
+            }
+            done(reply);
+        };
+        if (!room_query_->run({room_key(a->room)}, {std::to_string(now), std::to_string(limit)}, on_answer)) {
+            a->error = too_many;
+            done(reply);
         }
         return;
     }
-    for (std::size_t i = 0; i < a->users.size(); i++) {
-        const std::string key = presence_key(presence_bucket(a->users[i], buckets_), a->users[i]);
-        if (!redis_->command(key, {"GET", key}, [a, done, i](const redis::Reply &r) {
-                if (r.is_error()) {
-                    if (a->error.empty()) {
-                        a->error = "redis: " + r.str;
-                    }
-                } else if (r.type == redis::Reply::Type::String) {
-                    a->online[i] = true;
-                    a->last_seen[i] = std::strtoll(r.str.c_str(), nullptr, 10);
-                }
-                done();
-            })) {
-            refused();
+
+    // Which ttls presence keys exist for, then one ZMSCORE per bucket and ttl.
+    auto on_ttls = [this, a, done, reply, now, too_many](const redis::Reply &r) {
+        if (r.is_error()) {
+            a->error = "redis: " + r.str;
+            done(reply);
+            return;
         }
+        std::vector<std::int64_t> ttls;
+        for (const redis::Reply &e : r.elements) {
+            const std::int64_t t = std::strtoll(e.str.c_str(), nullptr, 10);
+            if (t > 0) {
+                ttls.push_back(t);
+            }
+        }
+        std::map<std::uint16_t, std::vector<std::size_t>> by_bucket; // bucket -> indexes into a->users
+        for (std::size_t i = 0; i < a->users.size(); i++) {
+            by_bucket[presence_bucket(a->users[i], buckets_)].push_back(i);
+        }
+        auto left = std::make_shared<std::size_t>(ttls.size() * by_bucket.size() + 1);
+        auto finish_one = [left, done, reply] {
+            if (--*left == 0) {
+                done(reply);
+            }
+        };
+        for (const std::int64_t ttl : ttls) {
+            for (const auto &[bucket, indexes] : by_bucket) {
+                std::vector<std::string> argv = {"ZMSCORE", presence_key(bucket, ttl)};
+                for (const std::size_t i : indexes) {
+                    argv.push_back(a->users[i]);
+                }
+                const std::string key = argv[1];
+                auto on_scores = [a, indexes, ttl, now, finish_one](const redis::Reply &scores) {
+                    if (scores.is_error()) {
+                        if (a->error.empty()) {
+                            a->error = "redis: " + scores.str;
+                        }
+                    } else {
+                        for (std::size_t k = 0; k < scores.elements.size() && k < indexes.size(); k++) {
+                            if (scores.elements[k].type != redis::Reply::Type::String) {
+                                continue; // not in this key
+                            }
+                            // a score is printed as a double
+                            const auto expires = static_cast<std::int64_t>(std::strtod(scores.elements[k].str.c_str(), nullptr));
+                            const std::size_t i = indexes[k];
+                            if (expires > now) {
+                                a->online[i] = true;
+                                a->last_seen[i] = std::max(a->last_seen[i], expires - ttl);
+                            }
+                        }
+                    }
+                    finish_one();
+                };
+                if (!redis_->command(key, std::move(argv), on_scores)) {
+                    if (a->error.empty()) {
+                        a->error = too_many;
+                    }
+                    finish_one();
+                }
+            }
+        }
+        finish_one();
+    };
+    if (!redis_->command(kPresenceTtlsKey, {"SMEMBERS", kPresenceTtlsKey}, on_ttls)) {
+        a->error = too_many;
+        done(reply);
     }
 }
 

@@ -10,12 +10,13 @@ import http.client
 import json
 import re
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
 
 from harness.wait import wait_until
-from harness.levee_keys import presence_key
+from harness.levee_keys import last_seen, presence_key
 
 CONF = """
     levee_sidecar unix:$sock;
@@ -72,8 +73,8 @@ def to_ms(value) -> int:
     return int(value)
 
 
-class RespGet:
-    """GET on one Redis node over a raw socket: fast enough to poll every few ms."""
+class RespScore:
+    """ZSCORE on one Redis node over a raw socket: fast enough to poll every few ms."""
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -85,9 +86,9 @@ class RespGet:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
-    def get(self, key: str):
-        k = key.encode()
-        self.sock.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
+    def zscore(self, key: str, member: str):
+        k, m = key.encode(), member.encode()
+        self.sock.sendall(b"*3\r\n$6\r\nZSCORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(m), m))
         head = self._line()
         if head.startswith(b"-"):
             raise RuntimeError(head.decode())
@@ -139,6 +140,43 @@ def test_beats_answered_at_the_edge_and_queried(make_leveed, make_nginx):
     assert query(ngx, "room=empty")[1] == {"room": "empty", "count": 0, "members": []}
     status, err = query(ngx, "bogus=1")
     assert status == 400 and "expected" in err["error"]
+
+
+def test_presence_in_the_redis_cluster_moves_forward_and_expires(redis_cluster, make_leveed, make_nginx,
+                                                                  levee_build):
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds)
+    ngx = start_nginx(make_nginx, leveed.socket_path)
+    wait_linked(leveed, ngx)
+    assert get(ngx, "/hb?u=alice&room=lobby")[0] == 204
+    assert get(ngx, "/hb?u=carol")[0] == 204
+    wait_until(lambda: stats(ngx)["waiting"] == 0, timeout=5, message="the beats acknowledged by leveed")
+
+    def beat(user, at, ttl):   # a record with a chosen last_seen and ttl, as another nginx could send
+        r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", user,
+                            "--at", str(at), "--ttl", str(ttl)], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+
+    now = int(time.time() * 1000)
+    beat("bob", now, 1500)                       # a short ttl: gone in 1.5 s
+    beat("dave", now - 300000, 600000)           # beat 5 minutes ago, online for 10
+    beat("dave", now - 400000, 600000)           # an older beat (a replay) moves nothing back
+
+    key = presence_key("alice")
+    score = redis_cluster.cli(redis_cluster.master_for_key(key), "ZSCORE", key, "alice")
+    assert abs(last_seen(score) - now) < 10000, score
+    assert 180000 < int(redis_cluster.cli(redis_cluster.master_for_key(key), "PTTL", key)) <= 240000
+    ttls_key = "levee:p:ttls"
+    assert sorted(redis_cluster.cli(redis_cluster.master_for_key(ttls_key), "SMEMBERS", ttls_key).split()) == \
+        ["1500", "180000", "600000"]
+
+    status, many = query(ngx, "users=alice,bob,carol,dave,nobody")
+    assert status == 200 and many["online"] == ["alice", "bob", "carol", "dave"], many
+    dave = query(ngx, "user=dave")[1]
+    assert dave["online"] is True and dave["last_seen"] == now - 300000, dave
+    assert query(ngx, "room=lobby")[1] == {"room": "lobby", "count": 1, "members": ["alice"]}
+    time.sleep(1.7)
+    assert query(ngx, "users=alice,bob")[1]["online"] == ["alice"]
+    assert query(ngx, "user=bob")[1]["online"] is False
 
 
 def test_full_table_answers_503_never_204_and_keeps_what_it_answered(make_leveed, make_nginx, tmp_path):
@@ -272,9 +310,10 @@ def test_no_beat_lost_through_leveed_kill_redis_failover_and_database_outage(
     for user in stream.last:
         key = presence_key(user)
         port = redis_cluster.master_for_key(key)
-        conn = nodes.setdefault(port, RespGet(port))
-        if conn.get(key) != str(docs[user]):
-            wrong.append((user, conn.get(key), docs[user]))
+        conn = nodes.setdefault(port, RespScore(port))
+        got = last_seen(conn.zscore(key, user))
+        if got != docs[user]:
+            wrong.append((user, got, docs[user]))
     for conn in nodes.values():
         conn.close()
     assert not wrong, f"{len(wrong)} users whose last beat in Redis differs from MongoDB's, e.g. {wrong[:5]}"
@@ -292,19 +331,19 @@ def test_a_beat_is_in_redis_within_1s_at_p99(redis_cluster, make_leveed, make_ng
     run = int(time.time())
 
     def sampler(t: int):
-        nodes: dict[int, RespGet] = {}
+        nodes: dict[int, RespScore] = {}
         try:
             for i in range(30):
                 user = f"lat-{run}-{t}-{i}"
                 key = presence_key(user)
                 port = redis_cluster.master_for_key(key)
-                conn = nodes.setdefault(port, RespGet(port))
+                conn = nodes.setdefault(port, RespScore(port))
                 status, _, _ = get(ngx, f"/hb?u={user}")
                 answered = time.monotonic()
                 if status != 204:
                     failures.append(f"{user}: {status}")
                     return
-                while conn.get(key) is None:
+                while conn.zscore(key, user) is None:
                     if time.monotonic() - answered > 5:
                         failures.append(f"{user} not in Redis after 5 s")
                         return

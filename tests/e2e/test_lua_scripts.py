@@ -14,7 +14,7 @@ from harness import proc
 from harness.ports import free_port
 
 LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lua")
-TESTED = {"presence_beat", "presence_room", "presence_room_query", "limit_lease"}
+TESTED = {"presence_room", "presence_room_query", "limit_lease"}
 
 
 class Redis:
@@ -50,28 +50,6 @@ def redis():
 def test_every_script_has_a_test_here():
     scripts = {os.path.basename(f)[:-4] for f in glob.glob(os.path.join(LUA_DIR, "*.lua"))}
     assert scripts <= TESTED, f"scripts without a test in {__file__}: {sorted(scripts - TESTED)}"
-
-
-# ---------------------------------------------------------------- presence_beat
-
-def test_presence_beat_only_moves_last_seen_forward(redis):
-    key = "levee:p:{alice}"
-    assert redis.script("presence_beat", [key], [60000, 1000]) == "1"
-    assert redis.cli("GET", key) == "1000"
-    # an older beat (a replay after a failover) changes nothing but the TTL
-    assert redis.script("presence_beat", [key], [60000, 900]) == "0"
-    assert redis.cli("GET", key) == "1000"
-    assert redis.script("presence_beat", [key], [60000, 1795446360247]) == "1"
-    assert redis.cli("GET", key) == "1795446360247"     # no float formatting of large values
-
-
-def test_presence_beat_sets_the_ttl(redis):
-    key = "levee:p:{bob}"
-    redis.script("presence_beat", [key], [1500, 5])
-    ttl = int(redis.cli("PTTL", key))
-    assert 0 < ttl <= 1500
-    time.sleep(1.7)
-    assert redis.cli("EXISTS", key) == "0"
 
 
 # ---------------------------------------------------------------- presence_room(_query)
