@@ -10,6 +10,7 @@
 
 #include "backoff.h"
 #include "log.hpp"
+#include "resp_command.hpp"
 
 namespace levee::redis {
 
@@ -95,25 +96,9 @@ bool NodeConnection::send(Kind kind, uint64_t id, const std::vector<std::string>
     if (!ctx_ && !connect(error)) {
         return false;
     }
-    constexpr std::size_t kInline = 16;
-    const char *ptr_inline[kInline];
-    size_t len_inline[kInline];
-    std::vector<const char *> ptr_heap;
-    std::vector<size_t> len_heap;
-    const char **ptrs = ptr_inline;
-    size_t *lens = len_inline;
-    if (argv.size() > kInline) {
-        ptr_heap.resize(argv.size());
-        len_heap.resize(argv.size());
-        ptrs = ptr_heap.data();
-        lens = len_heap.data();
-    }
-    for (std::size_t i = 0; i < argv.size(); ++i) {
-        ptrs[i] = argv[i].data();
-        lens[i] = argv[i].size();
-    }
-    if (redisAsyncCommandArgv(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_),
-                              static_cast<int>(argv.size()), ptrs, lens) != REDIS_OK) {
+    const std::string cmd = resp_command(argv);
+    if (redisAsyncFormattedCommand(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_), cmd.data(),
+                                   cmd.size()) != REDIS_OK) {
         // Only when hiredis is already tearing this context down.
         error = "connection closing";
         return false;

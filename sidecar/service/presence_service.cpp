@@ -133,15 +133,22 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
             args.push_back(r.user);
         }
     }
+    // Sized before they are filled: a batch carries thousands of records.
+    std::vector<std::uint16_t> bucket_of(records.size());
+    std::vector<std::uint32_t> per_bucket(buckets_, 0);
+    for (std::size_t i = 0; i < records.size(); i++) {
+        bucket_of[i] = presence_bucket(records[i].user, buckets_);
+        per_bucket[bucket_of[i]]++;
+    }
     std::map<std::uint16_t, std::vector<std::string>> buckets; // bucket -> ZADD argv
-    for (const auto &r : records) {
-        const std::uint16_t bucket = presence_bucket(r.user, buckets_);
-        std::vector<std::string> &zadd = buckets[bucket];
+    for (std::size_t i = 0; i < records.size(); i++) {
+        std::vector<std::string> &zadd = buckets[bucket_of[i]];
         if (zadd.empty()) {
-            zadd = {"ZADD", presence_key(bucket, ttl_ms), "GT"};
+            zadd.reserve(3 + 2 * std::size_t{per_bucket[bucket_of[i]]});
+            zadd = {"ZADD", presence_key(bucket_of[i], ttl_ms), "GT"};
         }
-        zadd.push_back(std::to_string(r.last_seen_ms + ttl_ms));
-        zadd.push_back(r.user);
+        zadd.push_back(std::to_string(records[i].last_seen_ms + ttl_ms));
+        zadd.push_back(std::move(records[i].user)); // the spool has its copy already
     }
     const std::int64_t now = wall_ms();
     std::vector<std::vector<std::string>> upkeep = maintenance(buckets, ttl_ms, now);
