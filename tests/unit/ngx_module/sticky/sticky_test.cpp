@@ -137,6 +137,13 @@ TEST(Balance, MaglevTableSharesDifferByAtMostOneSlot) {
 }
 
 // ------------------------------------------------------------------ disruption
+//
+// A server leaves a sticky upstream in one of two ways. Marked `down` (what
+// nginx's documentation asks for when a hash upstream must keep its mapping)
+// or failing, it stays in the table and its keys take their next choice.
+// Deleted from the list, the table is rebuilt without it. Both are measured
+// for every method: moved keys against the ideal 1/N share, and moved keys
+// that were not on the leaving server.
 
 namespace {
 
@@ -145,7 +152,22 @@ struct Disruption {
   uint64_t moved_others;     // moved keys that were not on the removed server
 };
 
-Disruption remove_one(Method m, uint32_t removed) {
+Disruption mark_down(Method m, uint32_t down) {
+  auto all = servers(kServers);
+  auto c = build(m, all);
+  uint64_t moved = 0, others = 0;
+  for (uint64_t h : key_hashes()) {
+    uint32_t home = c->choose(h, 0);
+    int64_t got = pick(*c, h, 20, [&](uint32_t i) { return i != down; });
+    if (got != int64_t(home)) {
+      moved++;
+      if (home != down) others++;
+    }
+  }
+  return {double(moved) / (double(kKeys) / kServers), others};
+}
+
+Disruption delete_one(Method m, uint32_t removed) {
   auto all = servers(kServers);
   auto fewer = all;
   fewer.erase(fewer.begin() + removed);
@@ -161,26 +183,49 @@ Disruption remove_one(Method m, uint32_t removed) {
   return {double(moved) / (double(kKeys) / kServers), others};
 }
 
+template <class Remove>
+Disruption worst_of_each_in_turn(Method m, Remove remove) {
+  Disruption worst{0, 0};
+  for (uint32_t r = 0; r < kServers; r++) {
+    Disruption d = remove(m, r);
+    worst.moved_over_ideal = std::max(worst.moved_over_ideal, d.moved_over_ideal);
+    worst.moved_others = std::max(worst.moved_others, d.moved_others);
+  }
+  return worst;
+}
+
+void report(const char *how, Method m, const Disruption &d) {
+  std::printf("[disruption] %-10s %s 1 of %u (each in turn): worst moved = %.4fx ideal 1/N, "
+              "worst keys of other servers moved = %llu (%.3f%% of keys)\n",
+              method_name(m), how, kServers, d.moved_over_ideal, (unsigned long long) d.moved_others,
+              100.0 * double(d.moved_others) / kKeys);
+}
+
 }  // namespace
 
-TEST(Disruption, RemovingOneServerMovesOnlyItsKeys) {
+TEST(Disruption, MarkingOneServerDownMovesOnlyItsKeys) {
   for (Method m : {Method::kMaglev, Method::kKetama, Method::kRendezvous}) {
-    double worst = 0;
-    uint64_t worst_others = 0;
-    for (uint32_t removed = 0; removed < kServers; removed++) {
-      Disruption d = remove_one(m, removed);
-      worst = std::max(worst, d.moved_over_ideal);
-      worst_others = std::max(worst_others, d.moved_others);
-    }
-    std::printf("[disruption] %-10s remove 1 of %u (each in turn): worst moved = %.4fx ideal 1/N, "
-                "worst keys of surviving servers moved = %llu (%.3f%% of keys)\n",
-                method_name(m), kServers, worst, (unsigned long long) worst_others,
-                100.0 * double(worst_others) / kKeys);
-    RecordProperty(std::string(method_name(m)) + "_moved_over_ideal", std::to_string(worst));
-    EXPECT_LE(worst, 1.15) << method_name(m);
-    if (m != Method::kMaglev) {
-      // Maglev trades exact minimality for its balance; its figure is printed.
-      EXPECT_EQ(worst_others, 0u) << method_name(m);
+    Disruption d = worst_of_each_in_turn(m, mark_down);
+    report("down  ", m, d);
+    RecordProperty(std::string(method_name(m)) + "_down_moved_over_ideal", std::to_string(d.moved_over_ideal));
+    EXPECT_LE(d.moved_over_ideal, 1.15) << method_name(m);
+    EXPECT_EQ(d.moved_others, 0u) << method_name(m);
+  }
+}
+
+TEST(Disruption, DeletingOneServerFromTheList) {
+  for (Method m : {Method::kMaglev, Method::kKetama, Method::kRendezvous}) {
+    Disruption d = worst_of_each_in_turn(m, delete_one);
+    report("delete", m, d);
+    RecordProperty(std::string(method_name(m)) + "_delete_moved_over_ideal", std::to_string(d.moved_over_ideal));
+    EXPECT_LE(d.moved_over_ideal, 1.15) << method_name(m);
+    if (m == Method::kMaglev) {
+      // A rebuilt Maglev table is refilled by turns, so a few slots of other
+      // servers change hands too (0.24% of keys here): the price of its
+      // slot-exact balance. Bounded so that a change making it worse fails.
+      EXPECT_LE(d.moved_others, kKeys / 200) << method_name(m);
+    } else {
+      EXPECT_EQ(d.moved_others, 0u) << method_name(m);
     }
   }
 }
