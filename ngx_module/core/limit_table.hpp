@@ -18,7 +18,10 @@ struct Allocator {
 
 // kEntryUnavailable (global zones): the key's last lease failed or went
 // unanswered, so levee_limit_fail decides for it until a lease succeeds.
-enum : uint8_t { kEntryDirty = 1, kEntryUnavailable = 2 };
+// kEntryLeased (global zones): a lease answer for the key has arrived since
+// the entry was made; until then a request the key cannot pay for waits a
+// little for that first answer instead of being refused.
+enum : uint8_t { kEntryDirty = 1, kEntryUnavailable = 2, kEntryLeased = 4 };
 
 struct Entry {
     int64_t tat;       // local: GCRA state, us

@@ -37,6 +37,13 @@ using levee::limit::TableHeader;
 
 /* A worker may spend one token of a global key ahead of its grant. */
 #define NGX_HTTP_LEVEE_LIMIT_CREDIT       1
+/* A request to a global key that no lease has answered yet (a new key, or
+ * one evicted and back) waits up to this long for the first lease instead of
+ * being refused: the lease is usually a few ms away and the global bucket is
+ * most likely full. It rechecks after 2 ms, then after half the time waited
+ * so far: about a dozen checks at most, however slow the lease. */
+#define NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT   250
+#define NGX_HTTP_LEVEE_LIMIT_WAIT_STEP    2
 /* Keys per lease frame: bounds the frame and the time the mutex is held. */
 #define NGX_HTTP_LEVEE_LIMIT_BATCH        512
 /* Bytes of keys per lease frame: any one key (at most 65535 bytes) fits. */
@@ -86,6 +93,8 @@ typedef struct {
     uint64_t                     reset_us;
     unsigned                     applied:1;
     unsigned                     committed:1;
+    unsigned                     counted:1;    /* in the key's demand already */
+    unsigned                     may_wait:1;   /* for a first lease */
     ngx_str_t                    key;
 } ngx_http_levee_limit_result_t;
 
@@ -93,6 +102,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                   status;
     ngx_uint_t                   done;
+    ngx_msec_t                   wait_start;  /* of the first decision */
     ngx_uint_t                   nresults;
     ngx_http_levee_limit_result_t *results;
     ngx_array_t                 *limits;
@@ -357,7 +367,10 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     }
 
     g = t.global(e);
-    g->demand++;
+    if (!res->counted) {
+        g->demand++;
+        res->counted = 1;
+    }
     t.mark_dirty(e);
 
     available = ngx_http_levee_limit_global_ok
@@ -385,6 +398,10 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
             ngx_http_levee_limit_expedited = 1;
             ngx_del_timer(&ngx_http_levee_limit_timer);
             ngx_add_timer(&ngx_http_levee_limit_timer, 1);
+        }
+
+        if (res->may_wait && !(e->flags & levee::limit::kEntryLeased)) {
+            rc = NGX_AGAIN;
         }
     }
 
@@ -449,28 +466,44 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
     limits = (ngx_http_levee_limit_t *) llcf->limits->elts;
     n = llcf->limits->nelts;
 
-    ctx = (ngx_http_levee_limit_ctx_t *) ngx_pcalloc(r->pool, sizeof(ngx_http_levee_limit_ctx_t)
-                                          + n * sizeof(ngx_http_levee_limit_result_t));
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx = (ngx_http_levee_limit_ctx_t *) ngx_pcalloc(r->pool,
+                  sizeof(ngx_http_levee_limit_ctx_t)
+                  + n * sizeof(ngx_http_levee_limit_result_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->results = (ngx_http_levee_limit_result_t *) (ctx + 1);
+        ctx->nresults = n;
+        ctx->limits = llcf->limits;
+        ctx->wait_start = ngx_current_msec;
+        ngx_http_set_ctx(r, ctx, ngx_http_levee_limit_module);
     }
 
-    ctx->results = (ngx_http_levee_limit_result_t *) (ctx + 1);
-    ctx->nresults = n;
-    ctx->limits = llcf->limits;
+    /* a request back from waiting for a first lease is decided afresh */
     ctx->done = 1;
-    ngx_http_set_ctx(r, ctx, ngx_http_levee_limit_module);
+    ctx->status = 0;
 
     delay = 0;
     rc = NGX_DECLINED;
 
     for (i = 0; i < n; i++) {
         res = &ctx->results[i];
+        res->applied = 0;
+        res->committed = 0;
+        res->may_wait = !limits[i].dry_run
+                        && ngx_current_msec - ctx->wait_start
+                           < NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT;
 
         rc = ngx_http_levee_limit_decide(r, &limits[i], llcf, res, &delay);
 
         if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_AGAIN) {
+            break;
         }
 
         if (rc == NGX_OK || rc == NGX_DECLINED) {
@@ -511,12 +544,34 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
 
     refused = i;
 
-    /* refused by limits[i]: what the earlier ones took goes back */
+    /* refused by limits[i], or waiting for its first lease: what the
+     * earlier ones took goes back */
     while (i-- > 0) {
         if (ctx->results[i].committed) {
             ngx_http_levee_limit_refund(limits[i].zone, &ctx->results[i]);
             ctx->results[i].committed = 0;
         }
+    }
+
+    if (rc == NGX_AGAIN) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "levee_limit waiting for the first lease of \"%V\"",
+                       &ctx->results[refused].key);
+
+        if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->done = 0;
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_levee_limit_delay;
+
+        r->connection->write->delayed = 1;
+        ngx_add_timer(r->connection->write,
+                      ngx_max(NGX_HTTP_LEVEE_LIMIT_WAIT_STEP,
+                              (ngx_current_msec - ctx->wait_start) / 2));
+
+        return NGX_AGAIN;
     }
 
     if (rc == NGX_ABORT) {
@@ -778,7 +833,8 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
         g->pending_ms = 0;
 
         want = levee::limit::lease_want(g->demand, g->tokens, zone->gcra.capacity(),
-                                        zone->refill_per_sync);
+                                        zone->refill_per_sync,
+                                        !(e->flags & levee::limit::kEntryLeased));
         if (want == 0) {
             g->demand = 0;
             continue;
@@ -939,6 +995,7 @@ ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
             g = t.global(e);
             g->tokens += (int32_t) grant->granted;
             g->pending_ms = 0;
+            e->flags |= levee::limit::kEntryLeased;
 
             /* per key: a failing Redis master takes only its own keys
              * out of global counting */

@@ -105,6 +105,25 @@ def test_global_limit_admits_the_burst_then_refuses(redis_cluster, make_leveed, 
     assert headers["RateLimit-Policy"] == '"g";q=1;w=60'
 
 
+@pytest.mark.parametrize("with_redis", [True, False], ids=["redis-cluster", "standalone"])
+def test_a_burst_at_a_new_key_is_not_refused_while_its_bucket_is_full(
+        redis_cluster, make_leveed, make_nginx, with_redis):
+    # A key no lease has answered yet holds no tokens on this nginx: its
+    # requests wait (a few ms) for the first lease, which asks for the whole
+    # bucket, instead of meeting 429s until a later sync interval.
+    _, ngx = start(make_leveed, make_nginx, redis_cluster.seeds if with_redis else None,
+                   rate="1r/m", burst=9, sync="1s")
+    key = uuid.uuid4().hex
+    got = passes(ngx, key, 10)
+    assert got == [200] * 10, got
+    # once leased, an empty bucket refuses at once, without waiting (after
+    # the one request each nginx may run ahead of its lease)
+    started = time.monotonic()
+    got = passes(ngx, key, 4)
+    assert got.count(200) <= 1 and got[-3:] == [429] * 3, got
+    assert time.monotonic() - started < 1.0
+
+
 def test_the_bucket_lives_in_redis(redis_cluster, make_leveed, make_nginx):
     _, ngx = start(make_leveed, make_nginx, redis_cluster.seeds, rate="1r/m", burst=1)
     key = uuid.uuid4().hex

@@ -12,6 +12,13 @@ TEST(Lease, AsksAheadForTwiceTheDemandLessWhatIsHeld) {
     EXPECT_EQ(lease_want(5, 20, 100, 100), 0u);
 }
 
+TEST(Lease, AFirstLeaseAsksForTheWholeBucket) {
+    EXPECT_EQ(lease_want(1, -1, 21, 5, true), 22u);  // the bucket, plus the credit spent
+    EXPECT_EQ(lease_want(1, -1, 21, 5, false), 3u);
+    EXPECT_EQ(lease_want(40, 0, 21, 5, true), 31u);  // a larger demand still wins, to the ceiling
+    EXPECT_EQ(lease_want(0, 0, 21, 5, true), 0u);    // nothing seen, nothing asked
+}
+
 TEST(Lease, NeverMoreThanTheBucketCouldGive) {
     EXPECT_EQ(lease_want(100000, 0, 51, 10), 71u);
 }
