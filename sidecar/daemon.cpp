@@ -88,7 +88,7 @@ bool Daemon::Parts::start() {
     }
 
     probe = std::make_unique<ProbeService>(redis.get(), mongo.get());
-    presence = std::make_unique<PresenceService>(redis.get(), spool.get(), metrics,
+    presence = std::make_unique<PresenceService>(redis.get(), spool.get(), mongo.get(), base.get(), metrics,
                                                  static_cast<std::uint16_t>(config.presence_buckets));
     limit = std::make_unique<LimitService>(redis.get(), metrics, base.get());
     registry = std::make_unique<RegistryService>(redis.get(), metrics);

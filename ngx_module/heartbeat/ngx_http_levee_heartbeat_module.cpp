@@ -639,6 +639,21 @@ ngx_http_levee_q_json_str(u_char *p, const char *s)
 }
 
 
+/* Appends ,"online":...,"last_seen":...} of a user: last_seen is known for
+ * offline users too when Redis or the database still has it, else null. */
+static u_char *
+ngx_http_levee_q_json_state(u_char *p, const Levee__PresenceUserState *u)
+{
+    p = ngx_sprintf(p, ",\"online\":%s", u->online ? "true" : "false");
+
+    if (u->last_seen_ms > 0) {
+        return ngx_sprintf(p, ",\"last_seen\":%L}", u->last_seen_ms);
+    }
+
+    return ngx_sprintf(p, ",\"last_seen\":null}");
+}
+
+
 static void
 ngx_http_levee_q_finish(ngx_http_levee_q_ctx_t *ctx, ngx_int_t rc)
 {
@@ -707,11 +722,8 @@ ngx_http_levee_q_answer(ngx_http_request_t *r, ngx_http_levee_q_ctx_t *ctx,
         u = reply->users[0];
         p = ngx_sprintf(p, "{\"user\":");
         p = ngx_http_levee_q_json_str(p, u->user);
-        if (u->online) {
-            p = ngx_sprintf(p, ",\"online\":true,\"last_seen\":%L}\n", u->last_seen_ms);
-        } else {
-            p = ngx_sprintf(p, ",\"online\":false,\"last_seen\":null}\n");
-        }
+        p = ngx_http_levee_q_json_state(p, u);
+        *p++ = '\n';
 
     } else {
         p = ngx_sprintf(p, "{\"online\":[");
@@ -734,11 +746,7 @@ ngx_http_levee_q_answer(ngx_http_request_t *r, ngx_http_levee_q_ctx_t *ctx,
             }
             p = ngx_sprintf(p, "{\"user\":");
             p = ngx_http_levee_q_json_str(p, u->user);
-            if (u->online) {
-                p = ngx_sprintf(p, ",\"online\":true,\"last_seen\":%L}", u->last_seen_ms);
-            } else {
-                p = ngx_sprintf(p, ",\"online\":false,\"last_seen\":null}");
-            }
+            p = ngx_http_levee_q_json_state(p, u);
         }
         p = ngx_sprintf(p, "]}\n");
     }

@@ -165,6 +165,51 @@ void DocumentStore::get(std::string collection, std::string id, Found found) {
     });
 }
 
+void DocumentStore::last_seen(std::string collection, std::vector<std::string> ids, int max_time_ms,
+                              FoundLastSeen found) {
+    enqueue([this, collection = std::move(collection), ids = std::move(ids), max_time_ms,
+             found = std::move(found)](mongoc_client_t *client) mutable {
+        std::unique_ptr<mongoc_collection_t, CollectionDeleter> coll(
+            mongoc_client_get_collection(client, database_.c_str(), collection.c_str()));
+        BsonPtr filter(bson_new());
+        bson_t id_clause, in;
+        BSON_APPEND_DOCUMENT_BEGIN(filter.get(), "_id", &id_clause);
+        BSON_APPEND_ARRAY_BEGIN(&id_clause, "$in", &in);
+        for (std::size_t i = 0; i < ids.size(); i++) {
+            const std::string index = std::to_string(i);
+            BSON_APPEND_UTF8(&in, index.c_str(), ids[i].c_str());
+        }
+        bson_append_array_end(&id_clause, &in);
+        bson_append_document_end(filter.get(), &id_clause);
+        BsonPtr opts(BCON_NEW("projection", "{", "last_seen", BCON_INT32(1), "}", "maxTimeMS",
+                              BCON_INT64(max_time_ms)));
+        std::unique_ptr<mongoc_cursor_t, void (*)(mongoc_cursor_t *)> cursor(
+            mongoc_collection_find_with_opts(coll.get(), filter.get(), opts.get(), nullptr), mongoc_cursor_destroy);
+        LastSeen seen;
+        const bson_t *doc = nullptr;
+        while (mongoc_cursor_next(cursor.get(), &doc)) {
+            bson_iter_t id, at;
+            if (!bson_iter_init_find(&id, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&id) ||
+                !bson_iter_init_find(&at, doc, "last_seen")) {
+                continue;
+            }
+            const std::string user = bson_iter_utf8(&id, nullptr);
+            if (BSON_ITER_HOLDS_DATE_TIME(&at)) {
+                seen[user] = bson_iter_date_time(&at);
+            } else if (BSON_ITER_HOLDS_NUMBER(&at)) {
+                seen[user] = bson_iter_as_int64(&at);
+            }
+        }
+        bson_error_t err;
+        const bool ok = !mongoc_cursor_error(cursor.get(), &err);
+        std::string error = ok ? "" : err.message;
+        metrics_.inc("leveed_mongo_operations_total", {{"op", "last_seen"}, {"result", ok ? "ok" : "error"}});
+        poster_.post([found = std::move(found), ok, seen = std::move(seen), error]() mutable {
+            found(ok, std::move(seen), error);
+        });
+    });
+}
+
 void DocumentStore::flush(std::function<void()> done) {
     enqueue([this, done = std::move(done)](mongoc_client_t *) mutable { poster_.post(std::move(done)); });
 }

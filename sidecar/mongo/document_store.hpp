@@ -9,6 +9,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "loop_poster.hpp"
 
@@ -23,6 +25,9 @@ class DocumentStore {
   public:
     using Done = std::function<void(bool ok, const std::string &error)>;
     using Found = std::function<void(bool ok, const std::string &json, const std::string &error)>;
+    // id -> `last_seen` in ms since the epoch, for the ids that have one.
+    using LastSeen = std::unordered_map<std::string, std::int64_t>;
+    using FoundLastSeen = std::function<void(bool ok, LastSeen seen, const std::string &error)>;
 
     DocumentStore(event_base *loop, std::string uri, std::string database, Metrics &metrics);
     ~DocumentStore(); // finishes queued work, then joins the thread
@@ -35,6 +40,9 @@ class DocumentStore {
     void put(std::string collection, std::string id, std::string fields_json, Done done);
     // Finds {_id: id}; `json` is relaxed extended JSON, empty if there is none.
     void get(std::string collection, std::string id, Found found);
+    // The `last_seen` field of the documents {_id: id} of `ids`, in one query
+    // that the server gives at most `max_time_ms`.
+    void last_seen(std::string collection, std::vector<std::string> ids, int max_time_ms, FoundLastSeen found);
     // Calls `done` once all work queued so far has finished.
     void flush(std::function<void()> done);
 

@@ -6,10 +6,14 @@
 #include <map>
 #include <vector>
 
+#include <event2/event.h>
+
 #include "cluster_client.hpp"
 #include "crc16.hpp"
+#include "document_store.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
+#include "presence_writer.hpp"
 #include "script.hpp"
 #include "spool.hpp"
 
@@ -57,9 +61,10 @@ std::string presence_key(std::uint16_t bucket, std::int64_t ttl_ms) {
 
 std::string room_key(const std::string &room) { return "levee:r:{" + room + "}"; }
 
-PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics,
-                                 std::uint16_t buckets)
-    : redis_(redis), spool_(spool), buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets), metrics_(metrics) {
+PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
+                                 Metrics &metrics, std::uint16_t buckets)
+    : redis_(redis), spool_(spool), mongo_(mongo), base_(base),
+      buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets), metrics_(metrics) {
     if (redis_ != nullptr) {
         room_beat_ = std::make_unique<redis::Script>(*redis_, "presence_room");
         room_query_ = std::make_unique<redis::Script>(*redis_, "presence_room_query");
@@ -67,6 +72,9 @@ PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Metr
     metrics_.describe("leveed_presence_records_total", "counter", "Presence records received, by result.");
     metrics_.describe("leveed_presence_batches_total", "counter", "Presence batches acknowledged, by result.");
     metrics_.describe("leveed_presence_queries_total", "counter", "Presence queries answered, by kind and result.");
+    metrics_.describe("leveed_presence_offline_lookups_total", "counter",
+                      "Database lookups of offline users' last_seen, by result (ok, error, timeout, skipped: "
+                      "too many waiting).");
 }
 
 PresenceService::~PresenceService() = default;
@@ -247,6 +255,27 @@ constexpr std::uint32_t kDefaultMembers = 100;
 constexpr std::uint32_t kMaxMembers = 1000;
 constexpr std::size_t kMaxQueryUsers = 1000;
 
+struct EventFree {
+    void operator()(event *ev) const { event_free(ev); }
+};
+
+// An offline lookup ends once: with the database's answer or at its deadline.
+struct OfflineLookup {
+    std::function<void()> then;
+    bool finished = false;
+    std::unique_ptr<event, EventFree> deadline;
+
+    void finish() {
+        if (!finished) {
+            finished = true;
+            deadline.reset();
+            then();
+        }
+    }
+};
+
+} // namespace
+
 // Owns the strings a PresenceQueryReply points into until it is sent.
 struct QueryAnswer {
     std::string error;
@@ -287,8 +316,6 @@ struct QueryAnswer {
         reply(frame);
     }
 };
-
-} // namespace
 
 void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery &q, Reply reply) {
     auto a = std::make_shared<QueryAnswer>();
@@ -398,9 +425,9 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
             by_bucket[presence_bucket(a->users[i], buckets_)].push_back(i);
         }
         auto left = std::make_shared<std::size_t>(ttls.size() * by_bucket.size() + 1);
-        auto finish_one = [left, done, reply] {
+        auto finish_one = [this, a, left, done, reply] {
             if (--*left == 0) {
-                done(reply);
+                lookup_offline(a, [done, reply] { done(reply); });
             }
         };
         for (const std::int64_t ttl : ttls) {
@@ -423,10 +450,9 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
                             // a score is printed as a double
                             const auto expires = static_cast<std::int64_t>(std::strtod(scores.elements[k].str.c_str(), nullptr));
                             const std::size_t i = indexes[k];
-                            if (expires > now) {
-                                a->online[i] = true;
-                                a->last_seen[i] = std::max(a->last_seen[i], expires - ttl);
-                            }
+                            // an expired member not yet removed still says when the user was seen
+                            a->online[i] = a->online[i] || expires > now;
+                            a->last_seen[i] = std::max(a->last_seen[i], expires - ttl);
                         }
                     }
                     finish_one();
@@ -445,6 +471,57 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
         a->error = too_many;
         done(reply);
     }
+}
+
+void PresenceService::lookup_offline(const std::shared_ptr<QueryAnswer> &a, std::function<void()> then) {
+    std::vector<std::string> ids;
+    std::vector<std::size_t> at;
+    for (std::size_t i = 0; i < a->users.size(); i++) {
+        if (a->last_seen[i] == 0) {
+            ids.push_back(a->users[i]);
+            at.push_back(i);
+        }
+    }
+    if (mongo_ == nullptr || base_ == nullptr || !a->error.empty() || ids.empty()) {
+        then();
+        return;
+    }
+    // A database that is away holds each lookup for its server selection
+    // timeout: past a few waiting, answer without it rather than queue more.
+    if (mongo_->queued() >= kMaxOfflineLookups) {
+        metrics_.inc("leveed_presence_offline_lookups_total", {{"result", "skipped"}});
+        then();
+        return;
+    }
+    auto lookup = std::make_shared<OfflineLookup>();
+    lookup->then = std::move(then);
+    lookup->deadline.reset(evtimer_new(
+        base_,
+        [](evutil_socket_t, short, void *arg) { static_cast<OfflineLookup *>(arg)->finish(); },
+        lookup.get()));
+    const timeval tv{kOfflineLookupMs / 1000, (kOfflineLookupMs % 1000) * 1000};
+    if (!lookup->deadline || evtimer_add(lookup->deadline.get(), &tv) != 0) {
+        lookup->deadline.reset();
+    }
+    mongo_->last_seen(
+        PresenceWriterOptions{}.collection, ids, kOfflineLookupMs,
+        [this, a, at, ids, lookup](bool ok, DocumentStore::LastSeen seen, const std::string &error) {
+            if (lookup->finished) {
+                metrics_.inc("leveed_presence_offline_lookups_total", {{"result", "timeout"}});
+                return;
+            }
+            metrics_.inc("leveed_presence_offline_lookups_total", {{"result", ok ? "ok" : "error"}});
+            if (!ok) {
+                log::warn("presence_offline_lookup_failed", {{"error", error}});
+            }
+            for (std::size_t k = 0; k < ids.size(); k++) {
+                const auto it = seen.find(ids[k]);
+                if (it != seen.end()) {
+                    a->last_seen[at[k]] = it->second;
+                }
+            }
+            lookup->finish();
+        });
 }
 
 } // namespace levee

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,12 +24,15 @@
 #include "levee.pb-c.h"
 #include "service/probe.hpp"
 
+struct event_base;
+
 namespace levee {
 
 namespace redis {
 class ClusterClient;
 class Script;
 } // namespace redis
+class DocumentStore;
 class Metrics;
 class Spool;
 
@@ -53,11 +57,20 @@ std::string room_key(const std::string &room);
 
 constexpr std::size_t kMaxPresenceUserBytes = 256;
 
+// How long a query waits for MongoDB's last_seen of users who are offline in
+// Redis before it answers without it ("last_seen": null), and how many such
+// lookups may wait for the database at once (beyond, none is made).
+constexpr int kOfflineLookupMs = 300;
+constexpr std::size_t kMaxOfflineLookups = 64;
+
+struct QueryAnswer;
+
 class PresenceService {
   public:
-    // Either may be null: no Redis is standalone mode, no spool means no database.
-    PresenceService(redis::ClusterClient *redis, Spool *spool, Metrics &metrics,
-                    std::uint16_t buckets = kDefaultPresenceBuckets);
+    // Any may be null: no Redis is standalone mode, no spool and no mongo
+    // means no database. `base` arms the deadline of offline lookups.
+    PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
+                    Metrics &metrics, std::uint16_t buckets = kDefaultPresenceBuckets);
     ~PresenceService();
 
     void handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply);
@@ -71,8 +84,15 @@ class PresenceService {
     std::vector<std::vector<std::string>> maintenance(const std::map<std::uint16_t, std::vector<std::string>> &buckets,
                                                       std::int64_t ttl_ms, std::int64_t now);
 
+    // Fills in MongoDB's last_seen of the users that Redis does not know,
+    // then calls `then` (at once without a database; after kOfflineLookupMs
+    // at the latest).
+    void lookup_offline(const std::shared_ptr<QueryAnswer> &a, std::function<void()> then);
+
     redis::ClusterClient *redis_;
     Spool *spool_;
+    DocumentStore *mongo_;
+    event_base *base_;
     std::uint16_t buckets_;
     Metrics &metrics_;
     std::unique_ptr<redis::Script> room_beat_;

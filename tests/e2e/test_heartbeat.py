@@ -179,6 +179,41 @@ def test_presence_in_the_redis_cluster_moves_forward_and_expires(redis_cluster, 
     assert query(ngx, "user=bob")[1]["online"] is False
 
 
+def test_an_offline_users_last_seen_comes_from_the_database(redis_cluster, make_mongo_db, make_leveed, make_nginx,
+                                                            levee_build):
+    mongo = make_mongo_db()
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri, metrics=True,
+                         settings={"mongo_flush_ms": 200})
+    ngx = start_nginx(make_nginx, leveed.socket_path)
+    wait_linked(leveed, ngx)
+    # a beat of an hour ago with a 60 s ttl: expired on arrival, so Redis drops
+    # it at once and only the database (written behind) knows when "away" was seen
+    long_ago = int(time.time() * 1000) - 3600000
+    r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", "away",
+                        "--at", str(long_ago), "--ttl", "60000"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+    wait_until(lambda: any(d["_id"] == "away" for d in mongo.find("levee", "presence", {})), timeout=15,
+               message="the beat written behind to the database")
+    key = presence_key("away", ttl_ms=60000)
+    assert redis_cluster.cli(redis_cluster.master_for_key(key), "ZSCORE", key, "away") == ""
+
+    assert query(ngx, "user=away")[1] == {"user": "away", "online": False, "last_seen": long_ago}
+    assert query(ngx, "users=away,nobody")[1]["users"] == [
+        {"user": "away", "online": False, "last_seen": long_ago},
+        {"user": "nobody", "online": False, "last_seen": None}]
+
+    # the database away: the answer comes without it after the lookup's
+    # deadline (300 ms), not at the query's timeout (2 s)
+    mongo._stop()
+    started = time.monotonic()
+    status, one = query(ngx, "user=away")
+    assert status == 200 and one == {"user": "away", "online": False, "last_seen": None}, one
+    assert time.monotonic() - started < 1.5
+    assert metric(leveed, 'leveed_presence_offline_lookups_total{result="ok"}') >= 2
+    wait_until(lambda: metric(leveed, 'leveed_presence_offline_lookups_total{result="timeout"}') >= 1,
+               timeout=10, message="the late lookup counted as a timeout")
+
+
 def test_full_table_answers_503_never_204_and_keeps_what_it_answered(make_leveed, make_nginx, tmp_path):
     sock = str(tmp_path / "late.sock")                   # leveed is not there yet
     ngx = start_nginx(make_nginx, sock, size="64k", backlog=50)
