@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -158,6 +160,9 @@ def test_presence_in_the_redis_cluster_moves_forward_and_expires(redis_cluster, 
 
     now = int(time.time() * 1000)
     beat("bob", now, 1500)                       # a short ttl: gone in 1.5 s
+    r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", "erin", "lobby",
+                        "--ttl", "1500"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
     beat("dave", now - 300000, 600000)           # beat 5 minutes ago, online for 10
     beat("dave", now - 400000, 600000)           # an older beat (a replay) moves nothing back
 
@@ -173,10 +178,26 @@ def test_presence_in_the_redis_cluster_moves_forward_and_expires(redis_cluster, 
     assert status == 200 and many["online"] == ["alice", "bob", "carol", "dave"], many
     dave = query(ngx, "user=dave")[1]
     assert dave["online"] is True and dave["last_seen"] == now - 300000, dave
-    assert query(ngx, "room=lobby")[1] == {"room": "lobby", "count": 1, "members": ["alice"]}
+    room = query(ngx, "room=lobby")[1]
+    assert room["count"] == 2 and sorted(room["members"]) == ["alice", "erin"], room
     time.sleep(1.7)
     assert query(ngx, "users=alice,bob")[1]["online"] == ["alice"]
     assert query(ngx, "user=bob")[1]["online"] is False
+    # erin's membership of the room expired with her ttl: dropped by the query
+    assert query(ngx, "room=lobby")[1] == {"room": "lobby", "count": 1, "members": ["alice"]}
+    key = "levee:r:{lobby}"
+    assert redis_cluster.cli(redis_cluster.master_for_key(key), "ZSCORE", key, "erin") == ""
+
+    # leveed stuck: the query is answered 504 at its timeout (2 s), the worker free meanwhile
+    os.kill(leveed.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        status, body = query(ngx, "user=alice")
+        assert status == 504 and "error" in body, (status, body)
+        assert 1.8 < time.monotonic() - started < 4
+        assert get(ngx, "/hb?u=frank")[0] == 204
+    finally:
+        os.kill(leveed.proc.pid, signal.SIGCONT)
 
 
 def test_an_offline_users_last_seen_comes_from_the_database(redis_cluster, make_mongo_db, make_leveed, make_nginx,
