@@ -141,7 +141,12 @@ bool Daemon::Parts::start() {
         }
     }
 
+    // Whether AUTH is on and as whom, never the password.
+    const std::string redis_auth = config.redis_password.empty() ? "-"
+                                   : config.redis_user.empty()   ? "password"
+                                                                 : "user " + config.redis_user;
     log::info("started", {{"socket", config.socket_path}, {"redis", config.redis_seeds.empty() ? "-" : config.redis_seeds},
+                          {"redis_auth", redis_auth},
                           {"mongo", config.mongo_uri.empty() ? "-" : config.mongo_uri},
                           {"metrics", config.metrics_listen.empty() ? "-" : config.metrics_listen},
                           {"pid", static_cast<long>(::getpid())}});
@@ -161,10 +166,12 @@ bool Daemon::Parts::start_redis() {
     redis::ClusterOptions opts;
     opts.wait_replicas = static_cast<int>(config.redis_wait_replicas);
     opts.wait_timeout_ms = static_cast<int>(config.redis_wait_timeout_ms);
+    opts.user = config.redis_user;
+    opts.password = config.redis_password;
     redis = std::make_unique<redis::ClusterClient>(base.get(), seeds, opts);
     // The client keeps cumulative counts; they are published as counters.
     for (const char *name : {"commands", "errors", "moved", "ask", "refused_full", "slot_refreshes", "retries",
-                             "node_commands", "node_errors"}) {
+                             "node_commands", "node_errors", "auth_failures"}) {
         metrics.describe(std::string("leveed_redis_") + name + "_total", "counter",
                          std::string("Redis Cluster client: ") + name + ".");
     }
@@ -223,6 +230,7 @@ void Daemon::Parts::update_gauges() {
         metrics.set("leveed_redis_refused_full_total", {}, static_cast<double>(s.refused_full));
         metrics.set("leveed_redis_slot_refreshes_total", {}, static_cast<double>(s.slot_refreshes));
         metrics.set("leveed_redis_retries_total", {}, static_cast<double>(s.retries));
+        metrics.set("leveed_redis_auth_failures_total", {}, static_cast<double>(s.auth_failures));
         metrics.set("leveed_redis_in_flight", {}, static_cast<double>(redis->in_flight()));
         for (const auto &[node, counts] : s.per_node_commands_errors) {
             metrics.set("leveed_redis_node_commands_total", {{"node", node}}, static_cast<double>(counts.first));

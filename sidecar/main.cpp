@@ -27,7 +27,10 @@ constexpr const char *kUsage =
     "  --check-config FILE  check FILE, print each error with its line, exit 1 on any\n"
     "\n"
     "With neither redis nor mongo set, leveed runs standalone: state in memory,\n"
-    "for one nginx host.\n";
+    "for one nginx host.\n"
+    "\n"
+    "Environment:\n"
+    "  LEVEE_REDIS_PASSWORD  overrides redis_password (keeps the secret out of the file)\n";
 
 int print_errors(const std::string &file, const std::vector<levee::ConfigError> &errors) {
     for (const auto &e : errors) {
@@ -80,7 +83,14 @@ int main(int argc, char **argv) {
 
     levee::Config config;
     if (!check_file.empty()) {
-        const int rc = print_errors(check_file, levee::load_config_file(check_file, config));
+        // Checked as leveed would start with it: the environment's overrides
+        // included (systemd's ExecStartPre= sees the same Environment=).
+        auto errors = levee::load_config_file(check_file, config);
+        const auto env_errors = levee::apply_environment(config);
+        errors.insert(errors.end(), env_errors.begin(), env_errors.end());
+        const auto relation_errors = levee::validate_config(config);
+        errors.insert(errors.end(), relation_errors.begin(), relation_errors.end());
+        const int rc = print_errors(check_file, errors);
         if (rc == 0) {
             std::printf("%s: ok\n", check_file.c_str());
         }
@@ -100,7 +110,8 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    if (print_errors(config_file, levee::validate_config(config)) != 0) {
+    if (print_errors(config_file, levee::apply_environment(config)) != 0 ||
+        print_errors(config_file, levee::validate_config(config)) != 0) {
         return 1;
     }
 

@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -101,6 +102,25 @@ const std::map<std::string, Setter> &setters() {
                  }
              }
              c.redis_seeds = v;
+             return "";
+         }},
+        {"redis_user",
+         [](const std::string &v, Config &c) -> std::string {
+             // AUTH takes the name as one argument: "a b" would be a user
+             // nobody created, found out only when every AUTH fails.
+             if (v.find_first_of(" \t") != std::string::npos) {
+                 return "redis_user must be one word (a Redis ACL user name)";
+             }
+             c.redis_user = v;
+             return "";
+         }},
+        {"redis_password",
+         [](const std::string &v, Config &c) -> std::string {
+             // The message never quotes the value: it is a secret.
+             if (v.empty()) {
+                 return "redis_password must not be empty (leave it out to send no AUTH)";
+             }
+             c.redis_password = v;
              return "";
          }},
         {"mongo",
@@ -211,6 +231,13 @@ std::vector<ConfigError> parse_config(const std::string &text, Config &config) {
             errors.push_back({line_no, "unknown setting \"" + key + "\""});
             continue;
         }
+        // '#' would cut the password short without a word: a wrong password,
+        // noticed only when every AUTH fails. Refuse the line instead.
+        if (key == "redis_password" && hash != std::string::npos) {
+            errors.push_back({line_no, "redis_password cannot contain '#' nor be followed by a comment; "
+                                       "give such a password in " + std::string(kRedisPasswordEnv)});
+            continue;
+        }
         if (value.empty()) {
             errors.push_back({line_no, "\"" + key + "\" needs a value"});
             continue;
@@ -247,10 +274,28 @@ std::vector<ConfigError> load_config_file(const std::string &path, Config &confi
     return parse_config(ss.str(), config);
 }
 
+std::vector<ConfigError> apply_environment(Config &config) {
+    std::vector<ConfigError> errors;
+    // Empty counts as unset: `Environment=LEVEE_REDIS_PASSWORD=` or an unset
+    // compose variable must not turn AUTH off behind the file's back.
+    const char *password = std::getenv(kRedisPasswordEnv);
+    if (password != nullptr && password[0] != '\0') {
+        const std::string err = apply_setting("redis_password", password, config);
+        if (!err.empty()) {
+            errors.push_back({0, std::string(kRedisPasswordEnv) + ": " + err});
+        }
+    }
+    return errors;
+}
+
 std::vector<ConfigError> validate_config(const Config &config) {
     std::vector<ConfigError> errors;
     if (config.socket_path.empty()) {
         errors.push_back({0, "no socket path"});
+    }
+    if (!config.redis_user.empty() && config.redis_password.empty()) {
+        errors.push_back({0, "redis_user is set but no password is: set redis_password or " +
+                                 std::string(kRedisPasswordEnv)});
     }
     return errors;
 }

@@ -15,6 +15,10 @@ struct Config {
     unsigned socket_mode = 0660;
     std::string socket_group;          // empty: keep the process's group
     std::string redis_seeds;           // "host:port,..." of a Redis Cluster; empty: standalone
+    // AUTH on every connection to every node: `AUTH password`, or `AUTH user
+    // password` for a Redis 6+ ACL user. Empty password: no AUTH. Never logged.
+    std::string redis_user;
+    std::string redis_password;
     std::string mongo_uri;             // empty: no database
     std::string mongo_database = "levee";
     std::string log_file;              // empty: stderr
@@ -58,7 +62,15 @@ std::string apply_setting(const std::string &key, const std::string &value, Conf
 // Reads and parses a file; an unreadable file is one error at line 0.
 std::vector<ConfigError> load_config_file(const std::string &path, Config &config);
 
-// Checks relations between settings, after flags were applied.
+// Operators keep secrets out of config files: a non-empty
+// LEVEE_REDIS_PASSWORD overrides redis_password (an empty one counts as unset).
+constexpr const char *kRedisPasswordEnv = "LEVEE_REDIS_PASSWORD";
+
+// Applies the environment's overrides, after the file and the flags.
+// Errors are at line 0 and name the variable.
+std::vector<ConfigError> apply_environment(Config &config);
+
+// Checks relations between settings, after flags and the environment were applied.
 std::vector<ConfigError> validate_config(const Config &config);
 
 } // namespace levee

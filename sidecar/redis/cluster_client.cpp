@@ -121,6 +121,8 @@ NodeConnection &ClusterClient::node(const HostPort &addr) {
         nopts.wait_timeout_ms = opts_.wait_timeout_ms;
         nopts.reconnect_min_ms = opts_.retry_backoff_min_ms;
         nopts.reconnect_max_ms = opts_.retry_backoff_max_ms;
+        nopts.user = opts_.user;
+        nopts.password = opts_.password;
         NodeConnection::Handler &handler = *this;
         it = nodes_.emplace(std::move(name), std::make_unique<NodeConnection>(base_, addr, nopts, handler)).first;
     }
@@ -160,7 +162,12 @@ void ClusterClient::dispatch(Command &c) {
     } else {
         const uint16_t idx = slots_.node_index(c.slot);
         if (idx == SlotMap::kNoNode || idx >= slot_nodes_.size()) {
-            park(c, "no node serves slot " + std::to_string(c.slot), false);
+            // Without a slot map the refresh's failure is the useful part
+            // (a refused AUTH, every seed down).
+            park(c,
+                 "no node serves slot " + std::to_string(c.slot) +
+                     (refresh_last_failure_.empty() ? "" : " (topology refresh failed: " + refresh_last_failure_ + ")"),
+                 false);
             request_refresh();
             return;
         }
@@ -353,6 +360,16 @@ void ClusterClient::on_node_down(NodeConnection &node, const std::string &why) {
     if (shutting_down_) {
         return;
     }
+    if (node.auth_refused()) {
+        ++stats_.auth_failures;
+        // A wrong password stays wrong: once per node until an AUTH succeeds,
+        // not once per reconnect. Redis's text, never what we sent.
+        if (node.auth_refusals() == 1) {
+            log::error("redis_auth_failed", {{"node", node.name()}, {"error", node.auth_error()}});
+        }
+        request_refresh();
+        return;
+    }
     ++(why.find("timeout") != std::string::npos ? stats_.timeouts : stats_.connection_errors);
     // Once per outage, not once per failed reconnect.
     if (node.connect_failures() <= 1) {
@@ -451,6 +468,7 @@ void ClusterClient::handle_refresh_reply(NodeConnection &node, uint64_t generati
         if (SlotMap::from_cluster_slots(*reply, node.addr(), map, error)) {
             refresh_in_progress_ = false;
             refresh_failures_ = 0;
+            refresh_last_failure_.clear();
             ++stats_.slot_refreshes;
             apply_slot_map(std::move(map));
             if (on_ready_) {
@@ -473,6 +491,7 @@ void ClusterClient::handle_refresh_reply(NodeConnection &node, uint64_t generati
 void ClusterClient::refresh_failed(const std::string &error) {
     refresh_in_progress_ = false;
     ++refresh_failures_;
+    refresh_last_failure_ = error;
     log::warn("redis_slots_refresh_failed", {{"error", error}, {"failures", refresh_failures_}});
     if (on_ready_) {
         auto ready = std::move(on_ready_);

@@ -52,6 +52,11 @@ struct ClusterOptions {
     int wait_replicas = 0;
     int wait_timeout_ms = 200;
     int refresh_min_interval_ms = 100; // rate limit of CLUSTER SLOTS refreshes
+    // Non-empty password: every connection to every node (seeds, discovered
+    // masters, redirect targets, reconnects) opens with `AUTH [user]
+    // password`. A refused AUTH fails the connection like a refused connect.
+    std::string user;
+    std::string password;
 };
 
 struct ClusterStats {
@@ -65,6 +70,7 @@ struct ClusterStats {
     uint64_t timeouts = 0;          // connections dropped for an unanswered command or connect
     uint64_t connection_errors = 0; // connections lost otherwise
     uint64_t wait_short = 0;        // replies reported although WAIT saw fewer replicas
+    uint64_t auth_failures = 0;     // connections whose AUTH a node refused
     // "host:port" -> (commands sent to the node, failed attempts and error replies there)
     std::map<std::string, std::pair<uint64_t, uint64_t>> per_node_commands_errors;
 };
@@ -182,6 +188,7 @@ private:
     std::size_t refresh_rotation_ = 0;
     int64_t last_refresh_ms_ = -1000000;
     std::string refresh_error_;
+    std::string refresh_last_failure_; // why the last refresh failed; empty once one succeeds
 
     std::vector<std::function<void()>> drain_waiters_;
     std::unordered_map<std::string, std::string> scripts_; // sha1 -> source

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string_view>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -89,6 +90,20 @@ bool NodeConnection::connect(std::string &error) {
     ++generation_;
     connected_ = false;
     connect_started_ms_ = now_ms();
+    auth_refused_ = false;
+    if (!opts_.password.empty()) {
+        std::vector<std::string> auth{"AUTH"};
+        if (!opts_.user.empty()) {
+            auth.push_back(opts_.user);
+        }
+        auth.push_back(opts_.password);
+        // First in the output buffer: whatever the caller queues next goes
+        // out behind it on the same connection.
+        if (!append(Kind::Auth, 0, auth, error)) {
+            ctx_.reset();
+            return false;
+        }
+    }
     return true;
 }
 
@@ -96,6 +111,15 @@ bool NodeConnection::send(Kind kind, uint64_t id, const std::vector<std::string>
     if (!ctx_ && !connect(error)) {
         return false;
     }
+    if (auth_refused_) {
+        // Going down on the next loop turn; Redis would only answer NOAUTH.
+        error = last_error_;
+        return false;
+    }
+    return append(kind, id, argv, error);
+}
+
+bool NodeConnection::append(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error) {
     const std::string cmd = resp_command(argv);
     if (redisAsyncFormattedCommand(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_), cmd.data(),
                                    cmd.size()) != REDIS_OK) {
@@ -210,7 +234,11 @@ void NodeConnection::on_connect(const redisAsyncContext *ac, int status) {
     CallbackScope scope(self->in_callback_);
     if (status == REDIS_OK) {
         self->connected_ = true;
-        self->connect_failures_ = 0;
+        // With a password the node is usable, and backoff over, only once
+        // it accepts the AUTH.
+        if (self->opts_.password.empty()) {
+            self->connect_failures_ = 0;
+        }
         return;
     }
     self->note_connect_failure();
@@ -264,6 +292,17 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
     }
     CallbackScope scope(self->in_callback_);
     const auto *r = static_cast<const redisReply *>(reply);
+    if (sent.kind == Kind::Auth) {
+        if (r != nullptr) {
+            self->on_auth_reply(*r);
+        }
+        return;
+    }
+    if (self->auth_refused_ && sent.generation == self->generation_) {
+        // Behind a refused AUTH every command was answered NOAUTH without
+        // running: lost, so that the caller retries it, never answered.
+        r = nullptr;
+    }
     if (r == nullptr) {
         if (ac->errstr[0] != '\0' && self->ctx_.get() == ac) {
             self->last_error_ = ac->errstr;
@@ -276,6 +315,7 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
     switch (sent.kind) {
     case Kind::Asking:
     case Kind::Load:
+    case Kind::Auth:
         break;
     case Kind::Refresh: {
         const Reply copy = Reply::from_hiredis(*r);
@@ -308,6 +348,28 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
         break;
     }
     }
+}
+
+void NodeConnection::on_auth_reply(const redisReply &r) {
+    if (r.type != REDIS_REPLY_ERROR) {
+        connect_failures_ = 0;
+        auth_refusals_ = 0;
+        return;
+    }
+    auth_refused_ = true;
+    ++auth_refusals_;
+    auth_error_ = r.str != nullptr ? std::string(r.str, r.len) : "AUTH refused";
+    // Redis does not echo the password back; something in front of it might,
+    // and this text is logged.
+    constexpr std::string_view kMask = "<password>";
+    for (auto at = auth_error_.find(opts_.password); at != std::string::npos;
+         at = auth_error_.find(opts_.password, at + kMask.size())) {
+        auth_error_.replace(at, opts_.password.size(), kMask);
+    }
+    last_error_ = "AUTH failed: " + auth_error_;
+    // A refused AUTH is a failed connect: the same backoff before the next.
+    note_connect_failure();
+    close(last_error_);
 }
 
 } // namespace levee::redis

@@ -13,6 +13,12 @@
 // in Redis (up to its timeout when replicas lag or are missing), and one per
 // loop turn would queue up timeouts without bound. Commands sent while a
 // WAIT is out are covered by the next one, sent when it answers.
+//
+// With a password, every new hiredis context gets AUTH as its first command,
+// queued before anything a caller sends. Redis answers in order, so the
+// commands pipelined behind it need not wait for its answer; if AUTH is
+// refused, Redis answered them NOAUTH without running them, and they are
+// reported lost (retried elsewhere or later), never as answered.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +44,7 @@ public:
         Load,    // SCRIPT LOAD before re-sending an EVALSHA that hit NOSCRIPT; reply ignored
         Refresh, // CLUSTER SLOTS
         Wait,    // WAIT after a batch; internal
+        Auth,    // AUTH, first on each connection; internal
     };
 
     class Handler {
@@ -68,6 +75,9 @@ public:
         // thousands of retried commands cost one connect, not thousands.
         int reconnect_min_ms = 20;
         int reconnect_max_ms = 1000;
+        // Non-empty: `AUTH [user] password` opens every connection.
+        std::string user;
+        std::string password;
     };
 
     NodeConnection(event_base *base, HostPort addr, Options opts, Handler &handler);
@@ -97,10 +107,18 @@ public:
     // error...): valid while lost commands are being reported.
     const std::string &last_error() const { return last_error_; }
     std::size_t unanswered() const { return sent_.size() + held_.size(); }
-    // Connect attempts that failed since the last successful one.
+    // Connect attempts that failed since the last successful one (with a
+    // password: a refused AUTH is a failed attempt, success is an accepted one).
     int connect_failures() const { return connect_failures_; }
     // When the connection last failed (timeout, error, refused); -1 never.
     int64_t last_failure_ms() const { return last_failure_ms_; }
+    // Redis refused this connection's AUTH: that is why it is going down.
+    // Valid in on_node_down (and until the next connect).
+    bool auth_refused() const { return auth_refused_; }
+    // Redis's answer to the last refused AUTH ("WRONGPASS ...").
+    const std::string &auth_error() const { return auth_error_; }
+    // AUTHs refused since one was last accepted.
+    int auth_refusals() const { return auth_refusals_; }
 
 private:
     struct AsyncFree {
@@ -121,6 +139,8 @@ private:
     };
 
     bool connect(std::string &error);
+    bool append(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error);
+    void on_auth_reply(const redisReply &r);
     void teardown(const std::string &why);
     void fail_held();
     void schedule_deferred();
@@ -154,6 +174,9 @@ private:
     int64_t last_failure_ms_ = -1;
     bool deferred_scheduled_ = false;
     bool destroying_ = false;
+    bool auth_refused_ = false; // on the current context
+    std::string auth_error_;
+    int auth_refusals_ = 0;
 
     std::deque<Sent> sent_;
     std::vector<Held> held_;

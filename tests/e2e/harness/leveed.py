@@ -25,6 +25,9 @@ class Leveed(Component):
     ``extra_config``: raw lines appended; a key set there is not generated.
     ``metrics=True`` allocates a port for ``metrics_listen``
     (see ``metrics_port``).
+    ``env``: extra environment variables for leveed (e.g.
+    ``{"LEVEE_REDIS_PASSWORD": ...}``). A ``LEVEE_REDIS_PASSWORD`` of the
+    test run's own environment is not passed on: only ``env`` sets it.
     """
 
     kind = "leveed"
@@ -34,7 +37,7 @@ class Leveed(Component):
                  extra_config: str = "", *, log_level: str = "debug",
                  socket_mode: str | None = None, metrics: bool = False,
                  settings: dict | None = None, args: list[str] | None = None,
-                 start_timeout: float = 15.0) -> None:
+                 env: dict | None = None, start_timeout: float = 15.0) -> None:
         super().__init__()
         self.binary = os.path.abspath(binary)
         self.dir = _proc.component_dir("leveed")
@@ -51,6 +54,7 @@ class Leveed(Component):
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.metrics_port = free_port() if metrics else None
         self.args = list(args or [])
+        self.env = {k: str(v) for k, v in (env or {}).items()}
         self.start_timeout = start_timeout
         self.proc = None
         self.settings: dict[str, str] = {"socket": self.socket_path}
@@ -93,8 +97,10 @@ class Leveed(Component):
         if not os.path.isfile(self.binary):
             raise HarnessError(f"leveed binary not found: {self.binary}")
         self.write_config()
+        env = {k: v for k, v in os.environ.items() if k != "LEVEE_REDIS_PASSWORD"}
+        env.update(self.env)
         self.proc = _proc.spawn([self.binary, "--config", self.config_path, *self.args],
-                                log_path=self.stdout_path, cwd=self.dir)
+                                log_path=self.stdout_path, cwd=self.dir, env=env)
         try:
             self.wait_socket(self.start_timeout)
         except HarnessError as e:

@@ -42,12 +42,26 @@ def key_hash_slot(key: str | bytes) -> int:
     return _crc16(k) % NSLOTS
 
 
+# ---------------------------------------------------------------- auth
+
+def _conf_quote(value: str) -> str:
+    """A redis.conf argument that survives spaces, quotes and backslashes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _auth_args(password: str | None) -> list[str]:
+    """redis-cli's arguments for a cluster with a password; none without.
+    ``--no-auth-warning``: redis-cli would warn on stderr at every call."""
+    return ["-a", password, "--no-auth-warning"] if password else []
+
+
 # ---------------------------------------------------------------- one node
 
 class RedisNode:
-    def __init__(self, port: int, dir: str) -> None:
+    def __init__(self, port: int, dir: str, password: str | None = None) -> None:
         self.port = port
         self.dir = dir
+        self.password = password
         self.conf = os.path.join(dir, "redis.conf")
         self.log = os.path.join(dir, "redis.log")
         self.proc: subprocess.Popen | None = None
@@ -68,6 +82,10 @@ class RedisNode:
                 f"logfile {self.log}\n"
                 "loglevel notice\n"
             )
+            if password:
+                # masterauth: a replica authenticates to its master with it
+                f.write(f"requirepass {_conf_quote(password)}\n"
+                        f"masterauth {_conf_quote(password)}\n")
 
     @property
     def addr(self) -> str:
@@ -95,7 +113,8 @@ class RedisNode:
                                    f"(code {self.proc.returncode if self.proc else None}):\n"
                                    + _proc.tail(self.log, 20))
             try:
-                r = subprocess.run(["redis-cli", "-h", HOST, "-p", str(self.port), "PING"],
+                r = subprocess.run(["redis-cli", "-h", HOST, "-p", str(self.port),
+                                    *_auth_args(self.password), "PING"],
                                    capture_output=True, text=True, timeout=2)
                 if r.stdout.strip() == "PONG":
                     return
@@ -124,19 +143,24 @@ class RedisNode:
 class RedisCluster(Component):
     """``n_masters`` masters with ``replicas`` replicas each.
 
+    ``password``: every node gets ``requirepass`` and ``masterauth``, and
+    every ``redis-cli`` the harness runs passes it (``-a``). None: no auth.
+
     >>> with RedisCluster() as rc:
     ...     rc.cli(rc.master_for_key("k"), "SET", "k", "v")
     """
 
     kind = "redis-cluster"
 
-    def __init__(self, n_masters: int = 3, replicas: int = 1, start_timeout: float = 30.0) -> None:
+    def __init__(self, n_masters: int = 3, replicas: int = 1, start_timeout: float = 30.0,
+                 password: str | None = None) -> None:
         super().__init__()
         if n_masters < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 masters")
         self.n_masters = n_masters
         self.n_replicas = replicas
         self.start_timeout = start_timeout
+        self.password = password
         self.nodes: dict[int, RedisNode] = {}
         self.dir: str | None = None
 
@@ -151,13 +175,14 @@ class RedisCluster(Component):
             port = free_port(max_port=55534, also_free=(10000,))
             d = os.path.join(self.dir, str(port))
             os.makedirs(d)
-            self.nodes[port] = RedisNode(port, d)
+            self.nodes[port] = RedisNode(port, d, self.password)
         for node in self.nodes.values():
             node.start()
         for node in self.nodes.values():
             node.wait_ping()
         r = subprocess.run(
-            ["redis-cli", "--cluster", "create", *[nd.addr for nd in self.nodes.values()],
+            ["redis-cli", *_auth_args(self.password), "--cluster", "create",
+             *[nd.addr for nd in self.nodes.values()],
              "--cluster-replicas", str(self.n_replicas), "--cluster-yes"],
             capture_output=True, text=True, timeout=self.start_timeout)
         with open(os.path.join(self.dir, "cluster-create.log"), "w") as f:
@@ -221,7 +246,7 @@ class RedisCluster(Component):
         ``check=True`` raises :class:`HarnessError` on a Redis error reply.
         ``cluster_mode=True`` adds ``-c`` (follow MOVED/ASK).
         """
-        argv = ["redis-cli", "-h", HOST, "-p", str(port)]
+        argv = ["redis-cli", "-h", HOST, "-p", str(port), *_auth_args(self.password)]
         if cluster_mode:
             argv.append("-c")
         argv += [str(a) for a in args]
@@ -418,8 +443,10 @@ class RedisCluster(Component):
             keys = [k for k in out.splitlines() if k]
             if not keys:
                 break
+            # the source node connects to the destination: it must AUTH too
+            auth = ["AUTH", self.password] if self.password else []
             r = self.cli(src_port, "MIGRATE", HOST, dst_port, "", 0, timeout_ms, "REPLACE",
-                         "KEYS", *keys, check=True)
+                         *auth, "KEYS", *keys, check=True)
             if r.strip() not in ("OK", "NOKEY"):
                 raise HarnessError(f"MIGRATE answered {r!r}")
             moved += len(keys)

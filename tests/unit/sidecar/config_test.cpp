@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "config/config.hpp"
 
 namespace {
@@ -90,6 +92,57 @@ TEST(Config, OverridesAreCheckedLikeTheFile) {
     EXPECT_EQ(c.redis_seeds, "127.0.0.1:7000");
     EXPECT_NE(levee::apply_setting("redis", "nope", c), "");
     EXPECT_NE(levee::apply_setting("socket", "x", c), "");
+}
+
+TEST(Config, RedisUserAndPasswordAreTakenAsWritten) {
+    levee::Config c;
+    EXPECT_TRUE(c.redis_password.empty());
+    const auto errors = levee::parse_config("redis_user   levee\nredis_password  two words\t\n", c);
+    ASSERT_TRUE(errors.empty()) << errors[0].message;
+    EXPECT_EQ(c.redis_user, "levee");
+    EXPECT_EQ(c.redis_password, "two words");
+}
+
+TEST(Config, BadRedisAuthLinesAreReportedWithoutTheSecret) {
+    levee::Config c;
+    const auto errors = levee::parse_config(
+        "redis_user two words\n"
+        "redis_password\n"
+        "redis_password pa#ss\n"
+        "redis_password secret # the prod one\n",
+        c);
+    ASSERT_EQ(errors.size(), 4u);
+    for (int i = 0; i < 4; i++) {
+        EXPECT_EQ(errors[i].line, i + 1) << errors[i].message;
+        EXPECT_EQ(errors[i].message.find("pa#ss"), std::string::npos) << errors[i].message;
+        EXPECT_EQ(errors[i].message.find("secret"), std::string::npos) << errors[i].message;
+    }
+    EXPECT_NE(errors[0].message.find("one word"), std::string::npos) << errors[0].message;
+    EXPECT_NE(errors[1].message.find("needs a value"), std::string::npos) << errors[1].message;
+    EXPECT_NE(errors[2].message.find("LEVEE_REDIS_PASSWORD"), std::string::npos) << errors[2].message;
+    EXPECT_TRUE(c.redis_password.empty()) << "a cut password must not be used";
+}
+
+TEST(Config, EnvironmentPasswordOverridesTheFileUnlessEmpty) {
+    levee::Config c;
+    ASSERT_TRUE(levee::parse_config("redis_password from-file\n", c).empty());
+    ::setenv(levee::kRedisPasswordEnv, "", 1);
+    EXPECT_TRUE(levee::apply_environment(c).empty());
+    EXPECT_EQ(c.redis_password, "from-file");
+    ::setenv(levee::kRedisPasswordEnv, "from#env ", 1);
+    EXPECT_TRUE(levee::apply_environment(c).empty());
+    EXPECT_EQ(c.redis_password, "from#env ") << "the environment is taken byte for byte";
+    ::unsetenv(levee::kRedisPasswordEnv);
+}
+
+TEST(Config, RedisUserNeedsAPassword) {
+    levee::Config c;
+    ASSERT_TRUE(levee::parse_config("redis_user levee\n", c).empty());
+    const auto errors = levee::validate_config(c);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].message.find("LEVEE_REDIS_PASSWORD"), std::string::npos) << errors[0].message;
+    c.redis_password = "x";
+    EXPECT_TRUE(levee::validate_config(c).empty());
 }
 
 TEST(Config, UnreadableFileIsOneErrorAtLineZero) {

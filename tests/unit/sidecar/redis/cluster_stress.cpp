@@ -3,6 +3,10 @@
 //
 //   redis_cluster_stress --seeds h:p,... --seconds N --keys K [--verify]
 //                        [--wait-replicas N] [--wait-timeout-ms MS] [--prefix P]
+//                        [--user NAME]
+//
+// A cluster with a password: LEVEE_REDIS_PASSWORD, as for leveed (not a
+// flag: command lines are visible to every user of the machine).
 //
 // Each key gets `SET key <n>` with n = 1, 2, 3, ...; one write per key is in
 // flight at a time, so a key's writes are ordered and "the key holds >= the
@@ -41,11 +45,14 @@ struct Args {
     int wait_replicas = 0;
     int wait_timeout_ms = 200;
     std::string prefix;
+    std::string user;
+    std::string password;
 };
 
 void usage() {
     std::fprintf(stderr, "usage: redis_cluster_stress --seeds h:p,... --seconds N --keys K [--verify]\n"
-                         "         [--wait-replicas N] [--wait-timeout-ms MS] [--prefix P]\n");
+                         "         [--wait-replicas N] [--wait-timeout-ms MS] [--prefix P] [--user NAME]\n"
+                         "  LEVEE_REDIS_PASSWORD: AUTH with this password\n");
 }
 
 bool parse_args(int argc, char **argv, Args &a) {
@@ -77,6 +84,8 @@ bool parse_args(int argc, char **argv, Args &a) {
             a.wait_timeout_ms = std::atoi(v);
         } else if (arg == "--prefix") {
             a.prefix = v;
+        } else if (arg == "--user") {
+            a.user = v;
         } else {
             std::fprintf(stderr, "unknown option %s\n", arg.c_str());
             return false;
@@ -84,6 +93,9 @@ bool parse_args(int argc, char **argv, Args &a) {
     }
     if (a.seeds.empty() || a.seconds <= 0 || a.keys <= 0) {
         return false;
+    }
+    if (const char *password = std::getenv("LEVEE_REDIS_PASSWORD")) {
+        a.password = password;
     }
     if (a.prefix.empty()) {
         // No braces: the keys must spread over every slot.
@@ -99,6 +111,8 @@ public:
         opts.max_in_flight = std::max<std::size_t>(100000, static_cast<std::size_t>(args.keys) * 2);
         opts.wait_replicas = args.wait_replicas;
         opts.wait_timeout_ms = args.wait_timeout_ms;
+        opts.user = args.user;
+        opts.password = args.password;
         client_ = std::make_unique<ClusterClient>(base, args.seeds, opts);
         for (int i = 0; i < args.keys; ++i) {
             keys_[i].name = args.prefix + std::to_string(i);
