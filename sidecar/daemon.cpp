@@ -14,6 +14,7 @@
 #include "log.hpp"
 #include "metrics.hpp"
 #include "metrics_http.hpp"
+#include "mongo_uri.hpp"
 #include "net/frame_server.hpp"
 #include "presence_writer.hpp"
 #include "service/presence_service.hpp"
@@ -147,7 +148,7 @@ bool Daemon::Parts::start() {
                                                                  : "user " + config.redis_user;
     log::info("started", {{"socket", config.socket_path}, {"redis", config.redis_seeds.empty() ? "-" : config.redis_seeds},
                           {"redis_auth", redis_auth},
-                          {"mongo", config.mongo_uri.empty() ? "-" : config.mongo_uri},
+                          {"mongo", config.mongo_uri.empty() ? "-" : redact_mongo_uri(config.mongo_uri)},
                           {"metrics", config.metrics_listen.empty() ? "-" : config.metrics_listen},
                           {"pid", static_cast<long>(::getpid())}});
     return true;

@@ -4,6 +4,7 @@
 
 #include "bson_ptr.hpp"
 #include "log.hpp"
+#include "mongo_uri.hpp"
 #include "pooled_client.hpp"
 #include "metrics.hpp"
 
@@ -74,10 +75,10 @@ bool DocumentStore::start(std::string &error) {
             bson_iter_t it;
             is_mongos_ = bson_iter_init_find(&it, &reply, "msg") && BSON_ITER_HOLDS_UTF8(&it) &&
                          std::string(bson_iter_utf8(&it, nullptr)) == "isdbgrid";
-            log::info("mongo_connected", {{"uri", uri_}, {"database", database_}, {"mongos", is_mongos_ ? 1 : 0}});
+            log::info("mongo_connected", {{"uri", redact_mongo_uri(uri_)}, {"database", database_}, {"mongos", is_mongos_ ? 1 : 0}});
         } else {
             // Not fatal: the database may come later; operations report errors meanwhile.
-            log::warn("mongo_unreachable", {{"uri", uri_}, {"error", err.message}});
+            log::warn("mongo_unreachable", {{"uri", redact_mongo_uri(uri_)}, {"error", err.message}});
         }
         bson_destroy(&reply);
     }
