@@ -79,11 +79,6 @@ PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Docu
 
 PresenceService::~PresenceService() = default;
 
-std::int64_t PresenceService::local_last_seen(const std::string &user, std::int64_t now_ms) const {
-    const auto it = local_.find(user);
-    return it == local_.end() || it->second.expires_ms <= now_ms ? -1 : it->second.last_seen_ms;
-}
-
 void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply) {
     const std::uint32_t n = static_cast<std::uint32_t>(batch.n_records);
     const std::int64_t ttl_ms = batch.ttl_ms == 0 ? 180000 : batch.ttl_ms;
@@ -346,9 +341,11 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
 
     if (redis_ == nullptr) {
         for (std::size_t i = 0; i < a->users.size(); i++) {
-            const std::int64_t seen = local_last_seen(a->users[i], now);
-            a->online[i] = seen >= 0;
-            a->last_seen[i] = std::max<std::int64_t>(seen, 0);
+            const auto it = local_.find(a->users[i]);
+            if (it != local_.end()) {
+                a->online[i] = it->second.expires_ms > now;
+                a->last_seen[i] = it->second.last_seen_ms;
+            }
         }
         if (by_room) {
             auto it = local_rooms_.find(a->room);
@@ -372,8 +369,10 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
                 }
             }
         }
-        metrics_.inc("leveed_presence_queries_total", {{"kind", kind}, {"result", "ok"}});
-        a->send(reply, request_id);
+        lookup_offline(a, [this, a, reply, request_id, kind] {
+            metrics_.inc("leveed_presence_queries_total", {{"kind", kind}, {"result", "ok"}});
+            a->send(reply, request_id);
+        });
         return;
     }
 

@@ -76,9 +76,6 @@ class PresenceService {
     void handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply);
     void query(std::uint64_t request_id, const Levee__PresenceQuery &q, Reply reply);
 
-    // Standalone mode: last_seen of a user, or -1.
-    std::int64_t local_last_seen(const std::string &user, std::int64_t now_ms) const;
-
   private:
     // The PEXPIRE and SADD commands a batch carries besides its ZADDs (see maintained_).
     std::vector<std::vector<std::string>> maintenance(const std::map<std::uint16_t, std::vector<std::string>> &buckets,

@@ -109,7 +109,7 @@ class RespScore:
 # ------------------------------------------------------------------ the edge
 
 
-def test_beats_answered_at_the_edge_and_queried(make_leveed, make_nginx):
+def test_beats_answered_at_the_edge_and_queried(make_leveed, make_nginx, levee_build):
     leveed = make_leveed()                               # standalone: presence in leveed's memory
     ngx = start_nginx(make_nginx, leveed.socket_path)
     wait_linked(leveed, ngx)
@@ -142,6 +142,15 @@ def test_beats_answered_at_the_edge_and_queried(make_leveed, make_nginx):
     assert query(ngx, "room=empty")[1] == {"room": "empty", "count": 0, "members": []}
     status, err = query(ngx, "bogus=1")
     assert status == 400 and "expected" in err["error"]
+
+    # offline again: still said when it was last seen
+    at = int(time.time() * 1000)
+    r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", "dan", "--at", str(at),
+                        "--ttl", "1000"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+    assert query(ngx, "user=dan")[1] == {"user": "dan", "online": True, "last_seen": at}
+    time.sleep(1.2)
+    assert query(ngx, "user=dan")[1] == {"user": "dan", "online": False, "last_seen": at}
 
 
 def test_presence_in_the_redis_cluster_moves_forward_and_expires(redis_cluster, make_leveed, make_nginx,
