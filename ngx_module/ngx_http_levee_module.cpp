@@ -106,6 +106,38 @@ ngx_http_levee_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+ngx_int_t
+ngx_http_levee_conf_msec(ngx_str_t *arg, const char *name, ngx_msec_t min,
+    ngx_msec_t max, ngx_msec_t *ms, ngx_str_t *time)
+{
+    size_t     len;
+    ngx_int_t  t;
+    ngx_str_t  v;
+
+    len = ngx_strlen(name);
+
+    if (arg->len < len || ngx_strncmp(arg->data, name, len) != 0) {
+        return NGX_DECLINED;
+    }
+
+    v.data = arg->data + len;
+    v.len = arg->len - len;
+
+    if (time != NULL) {
+        *time = v;
+    }
+
+    t = ngx_parse_time(&v, 0);
+    if (t == NGX_ERROR || (ngx_msec_t) t < min || (ngx_msec_t) t > max) {
+        return NGX_ERROR;
+    }
+
+    *ms = (ngx_msec_t) t;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_levee_init_process(ngx_cycle_t *cycle)
 {

@@ -19,4 +19,14 @@ typedef struct {
 
 extern "C" ngx_module_t ngx_http_levee_module;
 
+/*
+ * Reads `arg` as the directive parameter "NAME=TIME" (`name` includes the
+ * '='): NGX_DECLINED when arg is another parameter; NGX_ERROR when TIME is
+ * not a time from `min` to `max` milliseconds; else NGX_OK with it in *ms.
+ * `time`, when not NULL, gets the TIME part for the caller's message: each
+ * directive says what was wrong in its own words.
+ */
+ngx_int_t ngx_http_levee_conf_msec(ngx_str_t *arg, const char *name,
+    ngx_msec_t min, ngx_msec_t max, ngx_msec_t *ms, ngx_str_t *time);
+
 #endif

@@ -21,6 +21,7 @@ extern "C" {
 }
 
 #include "presence_table.hpp"
+#include "ngx_http_levee_module.h"
 #include "ngx_levee_link.h"
 
 using levee::presence::BeatResult;
@@ -1332,12 +1333,21 @@ ngx_http_levee_hb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_levee_hb_loc_conf_t *hlcf = (ngx_http_levee_hb_loc_conf_t *) conf;
 
     uint32_t                       *ttls, *slot;
-    ngx_int_t                       ms;
+    ngx_int_t                       rc;
     ngx_str_t                      *value, s;
-    ngx_uint_t                      i;
-    ngx_msec_t                     *target;
+    ngx_uint_t                      i, k;
     ngx_http_core_loc_conf_t       *clcf;
     ngx_http_levee_hb_main_conf_t  *hmcf;
+
+    const struct {
+        const char  *name;
+        ngx_msec_t  *ms;
+    } times[] = {
+        { "ttl=", &hlcf->ttl },
+        { "interval=", &hlcf->interval },
+        { "interval_max=", &hlcf->interval_max },
+        { "flush=", &hlcf->flush },
+    };
 
     if (hlcf->key != NULL) {
         return (char *) "is duplicate";
@@ -1374,41 +1384,22 @@ ngx_http_levee_hb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        target = NULL;
+        rc = NGX_DECLINED;
 
-        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            target = &hlcf->ttl;
-            s.data = value[i].data + 4;
-            s.len = value[i].len - 4;
-
-        } else if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
-            target = &hlcf->interval;
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
-
-        } else if (ngx_strncmp(value[i].data, "interval_max=", 13) == 0) {
-            target = &hlcf->interval_max;
-            s.data = value[i].data + 13;
-            s.len = value[i].len - 13;
-
-        } else if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
-            target = &hlcf->flush;
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
+        for (k = 0; k < sizeof(times) / sizeof(times[0]) && rc == NGX_DECLINED; k++) {
+            rc = ngx_http_levee_conf_msec(&value[i], times[k].name, 1, 0x7fffffff,
+                                          times[k].ms, NULL);
         }
 
-        if (target == NULL) {
+        if (rc == NGX_DECLINED) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
             return (char *) NGX_CONF_ERROR;
         }
 
-        ms = ngx_parse_time(&s, 0);
-        if (ms == NGX_ERROR || ms < 1 || ms > 0x7fffffff) {
+        if (rc == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid time in \"%V\"", &value[i]);
             return (char *) NGX_CONF_ERROR;
         }
-
-        *target = (ngx_msec_t) ms;
     }
 
     if (hlcf->key == NULL) {
@@ -1475,8 +1466,8 @@ ngx_http_levee_presence(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_levee_hb_loc_conf_t *hlcf = (ngx_http_levee_hb_loc_conf_t *) conf;
 
-    ngx_int_t                       ms;
-    ngx_str_t                      *value, s;
+    ngx_int_t                       rc;
+    ngx_str_t                      *value;
     ngx_http_core_loc_conf_t       *clcf;
     ngx_http_levee_hb_main_conf_t  *hmcf;
 
@@ -1487,21 +1478,18 @@ ngx_http_levee_presence(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = (ngx_str_t *) cf->args->elts;
 
     if (cf->args->nelts == 2) {
-        if (ngx_strncmp(value[1].data, "timeout=", 8) != 0) {
+        rc = ngx_http_levee_conf_msec(&value[1], "timeout=", 1, NGX_MAX_INT32_VALUE,
+                                      &hlcf->presence_timeout, NULL);
+
+        if (rc == NGX_DECLINED) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[1]);
             return (char *) NGX_CONF_ERROR;
         }
 
-        s.data = value[1].data + 8;
-        s.len = value[1].len - 8;
-
-        ms = ngx_parse_time(&s, 0);
-        if (ms == NGX_ERROR || ms < 1) {
+        if (rc == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid time in \"%V\"", &value[1]);
             return (char *) NGX_CONF_ERROR;
         }
-
-        hlcf->presence_timeout = (ngx_msec_t) ms;
     }
 
     hlcf->presence = 1;

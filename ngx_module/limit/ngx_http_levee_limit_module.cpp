@@ -19,6 +19,7 @@ extern "C" {
 #include "lease.hpp"
 #include "limit_table.hpp"
 #include "rate_parse.hpp"
+#include "ngx_http_levee_module.h"
 #include "ngx_levee_link.h"
 
 using levee::limit::Entry;
@@ -1261,7 +1262,8 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                             *p;
     ssize_t                             size;
-    ngx_int_t                           sync;
+    ngx_int_t                           rc;
+    ngx_msec_t                          sync;
     ngx_str_t                          *value, s, shm_name;
     ngx_uint_t                          i, has_key, has_rate;
     uint64_t                            burst;
@@ -1366,15 +1368,13 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "sync=", 5) == 0) {
-            s.data = value[i].data + 5;
-            s.len = value[i].len - 5;
+        rc = ngx_http_levee_conf_msec(&value[i], "sync=", 1, NGX_MAX_INT32_VALUE,
+                                      &sync, NULL);
+        if (rc == NGX_ERROR) {
+            goto invalid;
+        }
 
-            sync = ngx_parse_time(&s, 0);
-            if (sync == NGX_ERROR || sync < 1) {
-                goto invalid;
-            }
-
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -1388,7 +1388,7 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ctx->burst = (ngx_uint_t) burst;
-    ctx->sync = (ngx_msec_t) sync;
+    ctx->sync = sync;
     ctx->gcra = levee::limit::GcraParams::from_rate(ctx->rate.requests, ctx->rate.window_s,
                                                     (uint32_t) burst);
     ctx->refill_per_sync = ctx->sync * 1000 / ctx->gcra.period_us + 1;

@@ -751,7 +751,7 @@ ngx_http_levee_sticky_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                      (ngx_http_levee_sticky_srv_conf_t *) conf;
 
     ngx_str_t   *value, v;
-    ngx_int_t    ms;
+    ngx_int_t    rc;
     ngx_uint_t   i;
 
     if (scf->registry_set) {
@@ -785,38 +785,32 @@ ngx_http_levee_sticky_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            v.data = value[i].data + 4;
-            v.len = value[i].len - 4;
+        /* the TTL travels as uint32 milliseconds: at most 49 days */
+        rc = ngx_http_levee_conf_msec(&value[i], "ttl=", 1000, 0x7fffffff,
+                                      &scf->registry_ttl, &v);
+        if (rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid levee_sticky_registry ttl \"%V\": "
+                               "expected a time from 1s to 24d, e.g. "
+                               "ttl=1h", &v);
+            return (char *) NGX_CONF_ERROR;
+        }
 
-            /* the TTL travels as uint32 milliseconds: at most 49 days */
-            ms = ngx_parse_time(&v, 0);
-            if (ms == NGX_ERROR || ms < 1000 || ms > 0x7fffffff) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid levee_sticky_registry ttl \"%V\": "
-                                   "expected a time from 1s to 24d, e.g. "
-                                   "ttl=1h", &v);
-                return (char *) NGX_CONF_ERROR;
-            }
-
-            scf->registry_ttl = (ngx_msec_t) ms;
+        if (rc == NGX_OK) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
-            v.data = value[i].data + 6;
-            v.len = value[i].len - 6;
+        rc = ngx_http_levee_conf_msec(&value[i], "flush=", 1, 60000,
+                                      &scf->registry_flush, &v);
+        if (rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid levee_sticky_registry flush "
+                               "\"%V\": expected a time from 1ms to 60s, "
+                               "e.g. flush=500ms", &v);
+            return (char *) NGX_CONF_ERROR;
+        }
 
-            ms = ngx_parse_time(&v, 0);
-            if (ms == NGX_ERROR || ms < 1 || ms > 60000) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid levee_sticky_registry flush "
-                                   "\"%V\": expected a time from 1ms to 60s, "
-                                   "e.g. flush=500ms", &v);
-                return (char *) NGX_CONF_ERROR;
-            }
-
-            scf->registry_flush = (ngx_msec_t) ms;
+        if (rc == NGX_OK) {
             continue;
         }
 

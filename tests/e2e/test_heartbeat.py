@@ -17,6 +17,8 @@ import threading
 import time
 import urllib.request
 
+import pytest
+
 from harness.wait import wait_until
 from harness.levee_keys import last_seen, presence_key
 
@@ -433,3 +435,26 @@ def test_a_beat_is_in_redis_within_1s_at_p99(redis_cluster, make_leveed, make_ng
           f"({len(latencies)} beats, flush=250ms, 2 workers, 3-master cluster with WAIT 1)")
     assert len(latencies) == 120
     assert p99 < 1.0, latencies[-5:]
+
+
+@pytest.mark.parametrize("location, reason", [
+    ("levee_heartbeat key=$arg_u ttl=0s;", 'invalid time in "ttl=0s"'),
+    ("levee_heartbeat key=$arg_u interval_max=soon;", 'invalid time in "interval_max=soon"'),
+    ("levee_heartbeat key=$arg_u colour=red;", 'invalid parameter "colour=red"'),
+    ("levee_heartbeat ttl=60s;", "levee_heartbeat needs key=$variable"),
+    ("levee_presence timeout=-1;", 'invalid time in "timeout=-1"'),
+    ("levee_presence wait=1s;", 'invalid parameter "wait=1s"'),
+])
+def test_bad_heartbeat_directives_fail_nginx_t_with_file_line_and_reason(make_nginx, location, reason):
+    n = make_nginx(f"""
+    levee_sidecar unix:/tmp/levee-nowhere.sock;
+    server {{
+        listen 127.0.0.1:$port;
+        location / {{ {location} }}
+    }}
+""", start=False)
+    rc, err = n.test_config()
+    assert rc != 0, err
+    assert reason in err, err
+    bad_line = max(i for i, l in enumerate(n.config_text.splitlines(), 1) if "levee_" in l)
+    assert f"in {n.conf_path}:{bad_line}" in err, err

@@ -214,6 +214,8 @@ def test_a_full_zone_evicts_the_least_recently_used_key(make_nginx):
      'levee_limit_zone "z" needs key= and rate='),
     ("levee_limit_zone z key=$http_x_key rate=1r/s scope=galactic;",
      'invalid parameter "scope=galactic"'),
+    ("levee_limit_zone z key=$http_x_key rate=1r/s scope=global sync=0s;",
+     'invalid parameter "sync=0s"'),
     ("levee_limit_zone z key=$http_x_key rate=1r/s;\n"
      "server { listen 127.0.0.1:$port; location / { levee_limit z; levee_limit z; } }",
      '"levee_limit" directive is duplicate'),
