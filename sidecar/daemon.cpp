@@ -11,6 +11,7 @@
 
 #include "cluster_client.hpp"
 #include "document_store.hpp"
+#include "event_ptr.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "metrics_http.hpp"
@@ -25,8 +26,6 @@
 #include "service/registry_service.hpp"
 
 namespace levee {
-
-using EventPtr = std::unique_ptr<event, void (*)(event *)>;
 
 struct Daemon::Parts {
     Config config;
@@ -44,8 +43,8 @@ struct Daemon::Parts {
     std::unique_ptr<FrameServer> server;
     std::unique_ptr<MetricsHttp> metrics_http;
     std::vector<EventPtr> signals;
-    EventPtr drain_deadline{nullptr, event_free};
-    EventPtr housekeeping{nullptr, event_free};
+    EventPtr drain_deadline;
+    EventPtr housekeeping;
     bool draining = false;
     int exit_code = 0;
 
@@ -124,7 +123,7 @@ bool Daemon::Parts::start() {
     event_add(housekeeping.get(), &tick);
 
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
-        EventPtr ev(evsignal_new(base.get(), sig, on_signal, this), event_free);
+        EventPtr ev(evsignal_new(base.get(), sig, on_signal, this));
         if (!ev || event_add(ev.get(), nullptr) != 0) {
             log::error("startup_failed", {{"reason", "cannot install signal handler"}});
             return false;
@@ -276,10 +275,7 @@ void Daemon::Parts::begin_drain(const char *why) {
     log::info("draining", {{"signal", why}});
     server->stop_accepting();
 
-    drain_deadline.reset(evtimer_new(base.get(), on_drain_deadline, this));
-    const timeval tv{static_cast<time_t>(config.drain_timeout_ms / 1000),
-                     static_cast<suseconds_t>((config.drain_timeout_ms % 1000) * 1000)};
-    evtimer_add(drain_deadline.get(), &tv);
+    drain_deadline = start_timer(base.get(), static_cast<int>(config.drain_timeout_ms), on_drain_deadline, this);
 
     auto pending = std::make_shared<int>(1 + (redis ? 1 : 0) + (mongo ? 1 : 0));
     auto one_done = [this, pending] {

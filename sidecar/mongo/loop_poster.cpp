@@ -4,7 +4,7 @@
 
 namespace levee {
 
-LoopPoster::LoopPoster(event_base *base) : wake_(event_new(base, -1, 0, wake_cb, this), event_free) {}
+LoopPoster::LoopPoster(event_base *base) : wake_(event_new(base, -1, 0, wake_cb, this)) {}
 
 LoopPoster::~LoopPoster() = default;
 

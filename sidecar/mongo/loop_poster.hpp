@@ -7,8 +7,7 @@
 #include <memory>
 #include <mutex>
 
-struct event;
-struct event_base;
+#include "event_ptr.hpp"
 
 namespace levee {
 
@@ -28,7 +27,7 @@ class LoopPoster {
 
     std::mutex mutex_;
     std::deque<std::function<void()>> pending_;
-    std::unique_ptr<event, void (*)(event *)> wake_;
+    EventPtr wake_;
 };
 
 } // namespace levee

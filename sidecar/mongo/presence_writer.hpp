@@ -18,9 +18,12 @@ namespace levee {
 class Metrics;
 class Spool;
 
+// Where users' last_seen lives in the database; presence queries read it too.
+constexpr const char *kPresenceCollection = "presence";
+
 struct PresenceWriterOptions {
     std::string database = "levee";
-    std::string collection = "presence";
+    std::string collection = kPresenceCollection;
     std::uint32_t flush_ms = 1000;      // write-behind interval
     std::size_t max_batch = 100000;     // records read from the spool (and coalesced) per bulk write
     std::uint32_t ttl_s = 30 * 86400;   // documents expire this long after last_seen

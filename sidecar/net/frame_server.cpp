@@ -11,7 +11,7 @@ namespace levee {
 
 FrameServer::FrameServer(event_base *base, FrameServerOptions options, FrameHandler &handler, Metrics &metrics)
     : base_(base), options_(std::move(options)), handler_(handler), metrics_(metrics),
-      reaper_(event_new(base, -1, 0, reap_cb, this), event_free) {
+      reaper_(event_new(base, -1, 0, reap_cb, this)) {
     metrics_.describe("leveed_connections", "gauge", "Open connections from nginx workers.");
     metrics_.describe("leveed_connections_accepted_total", "counter", "Connections accepted on the socket.");
     metrics_.describe("leveed_connections_refused_total", "counter", "Connections refused at max_connections.");

@@ -8,11 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "event_ptr.hpp"
 #include "frame_connection.hpp"
 #include "unix_listener.hpp"
-
-struct event;
-struct event_base;
 
 namespace levee {
 
@@ -61,7 +59,7 @@ class FrameServer : public FrameSink {
     std::map<std::uint64_t, std::unique_ptr<FrameConnection>> connections_;
     // Closed connections are freed from the event loop, never inside their own callback.
     std::vector<std::unique_ptr<FrameConnection>> closed_;
-    std::unique_ptr<event, void (*)(event *)> reaper_;
+    EventPtr reaper_;
     std::uint64_t next_id_ = 1;
 };
 

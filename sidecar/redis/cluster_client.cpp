@@ -52,7 +52,6 @@ bool parse_redirect(const std::string &msg, const HostPort &from, uint16_t &slot
 
 } // namespace
 
-void ClusterClient::EventFree::operator()(event *ev) const { event_free(ev); }
 
 ClusterClient::ClusterClient(event_base *base, std::vector<HostPort> seeds, ClusterOptions opts)
     : base_(base), seeds_(std::move(seeds)), opts_(opts), rng_(std::random_device{}()) {

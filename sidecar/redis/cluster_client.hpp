@@ -26,13 +26,11 @@
 #include <utility>
 #include <vector>
 
+#include "event_ptr.hpp"
 #include "host_port.hpp"
 #include "node_connection.hpp"
 #include "reply.hpp"
 #include "slot_map.hpp"
-
-struct event;
-struct event_base;
 
 namespace levee::redis {
 
@@ -137,10 +135,6 @@ private:
         std::string last_error;
         bool last_was_timeout = false;
     };
-    struct EventFree {
-        void operator()(event *ev) const;
-    };
-    using EventPtr = std::unique_ptr<event, EventFree>;
     using Parked = std::pair<int64_t, uint64_t>; // (due ms, command id)
 
     void on_node_reply(NodeConnection &node, NodeConnection::Kind kind, uint64_t id, const Reply *reply,

@@ -22,7 +22,6 @@ int64_t now_ms() {
 
 void NodeConnection::AsyncFree::operator()(redisAsyncContext *ac) const { redisAsyncFree(ac); }
 
-void NodeConnection::EventFree::operator()(event *ev) const { event_free(ev); }
 
 namespace {
 

@@ -27,11 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "event_ptr.hpp"
 #include "host_port.hpp"
 #include "reply.hpp"
-
-struct event;
-struct event_base;
 struct redisAsyncContext;
 
 namespace levee::redis {
@@ -124,9 +122,6 @@ private:
     struct AsyncFree {
         void operator()(redisAsyncContext *ac) const;
     };
-    struct EventFree {
-        void operator()(event *ev) const;
-    };
     struct Sent {
         Kind kind;
         uint64_t id;
@@ -159,7 +154,7 @@ private:
     Handler &handler_;
 
     std::unique_ptr<redisAsyncContext, AsyncFree> ctx_;
-    std::unique_ptr<event, EventFree> deferred_ev_;
+    EventPtr deferred_ev_;
     uint64_t generation_ = 0;
     bool connected_ = false;
     int64_t connect_started_ms_ = 0;

@@ -4,9 +4,8 @@
 #include <functional>
 #include <vector>
 
-#include <event2/event.h>
-
 #include "cluster_client.hpp"
+#include "event_ptr.hpp"
 #include "gcra.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -27,10 +26,6 @@ struct Grant {
     bool answered = false;
 };
 
-struct EventFree {
-    void operator()(event *ev) const { event_free(ev); }
-};
-
 // Collects the answers of one lease request; replies when all are in.
 struct LeaseState {
     std::uint64_t request_id = 0;
@@ -40,7 +35,7 @@ struct LeaseState {
     std::string error;
     bool replied = false;
     std::function<void(LeaseState &)> expire;
-    std::unique_ptr<event, EventFree> deadline;
+    EventPtr deadline;
 
     // Once: at the last answer or at the deadline, whichever comes first.
     void finish() {
@@ -162,11 +157,7 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
             }
             state.finish();
         };
-        st->deadline.reset(evtimer_new(base_, on_deadline, st.get()));
-        const timeval tv{deadline_ms_ / 1000, (deadline_ms_ % 1000) * 1000};
-        if (!st->deadline || evtimer_add(st->deadline.get(), &tv) != 0) {
-            st->deadline.reset();
-        }
+        st->deadline = start_timer(base_, deadline_ms_, on_deadline, st.get());
     }
 
     st->pending = request.n_entries + 1;

@@ -6,11 +6,10 @@
 #include <map>
 #include <vector>
 
-#include <event2/event.h>
-
 #include "cluster_client.hpp"
 #include "crc16.hpp"
 #include "document_store.hpp"
+#include "event_ptr.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "presence_writer.hpp"
@@ -250,15 +249,11 @@ constexpr std::uint32_t kDefaultMembers = 100;
 constexpr std::uint32_t kMaxMembers = 1000;
 constexpr std::size_t kMaxQueryUsers = 1000;
 
-struct EventFree {
-    void operator()(event *ev) const { event_free(ev); }
-};
-
 // An offline lookup ends once: with the database's answer or at its deadline.
 struct OfflineLookup {
     std::function<void()> then;
     bool finished = false;
-    std::unique_ptr<event, EventFree> deadline;
+    EventPtr deadline;
 
     void finish() {
         if (!finished) {
@@ -494,16 +489,11 @@ void PresenceService::lookup_offline(const std::shared_ptr<QueryAnswer> &a, std:
     }
     auto lookup = std::make_shared<OfflineLookup>();
     lookup->then = std::move(then);
-    lookup->deadline.reset(evtimer_new(
-        base_,
-        [](evutil_socket_t, short, void *arg) { static_cast<OfflineLookup *>(arg)->finish(); },
-        lookup.get()));
-    const timeval tv{kOfflineLookupMs / 1000, (kOfflineLookupMs % 1000) * 1000};
-    if (!lookup->deadline || evtimer_add(lookup->deadline.get(), &tv) != 0) {
-        lookup->deadline.reset();
-    }
+    lookup->deadline = start_timer(
+        base_, kOfflineLookupMs,
+        [](evutil_socket_t, short, void *arg) { static_cast<OfflineLookup *>(arg)->finish(); }, lookup.get());
     mongo_->last_seen(
-        PresenceWriterOptions{}.collection, ids, kOfflineLookupMs,
+        kPresenceCollection, ids, kOfflineLookupMs,
         [this, a, at, ids, lookup](bool ok, DocumentStore::LastSeen seen, const std::string &error) {
             if (lookup->finished) {
                 metrics_.inc("leveed_presence_offline_lookups_total", {{"result", "timeout"}});
