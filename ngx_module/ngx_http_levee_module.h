@@ -8,7 +8,7 @@ extern "C" {
 #include <ngx_http.h>
 }
 
-#include "sidecar_url.h"
+#include "core/link/sidecar_url.h"
 
 #define NGX_HTTP_LEVEE_VERSION "0.1.0"
 

@@ -15,10 +15,10 @@ extern "C" {
 #include <ngx_http.h>
 }
 
-#include "gcra.hpp"
-#include "lease.hpp"
-#include "limit_table.hpp"
-#include "rate_parse.hpp"
+#include "core/limit/gcra.hpp"
+#include "core/limit/lease.hpp"
+#include "core/limit/limit_table.hpp"
+#include "core/limit/rate_parse.hpp"
 #include "ngx_http_levee_module.h"
 #include "ngx_levee_link.h"
 
