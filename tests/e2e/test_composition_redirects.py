@@ -50,11 +50,14 @@ def server(zones: str, server_extra: str, locations: str) -> str:
 
 
 def start(make_nginx, conf: str, **kw):
-    """nginx with $dir/www holding an SSI page that includes /inc/part."""
+    """nginx with $dir/www holding an SSI page that includes /inc/part and
+    an error page."""
     ngx = make_nginx(conf, ports=PORTS, workers=1, start=False, **kw)
     os.makedirs(f"{ngx.dir}/www/ssi")
     with open(f"{ngx.dir}/www/ssi/page.html", "w") as f:
         f.write('[<!--# include virtual="/inc/part" -->]')
+    with open(f"{ngx.dir}/www/busy.html", "w") as f:
+        f.write("busy\n")
     return ngx.start()
 
 
@@ -80,6 +83,17 @@ def test_the_decision_reaches_the_access_log_after_a_redirect(make_nginx, kind):
     assert [(row[2], row[3]) for row in log_rows(ngx, 4)] == [
         ("PASSED", "/fallback"), ("PASSED", "/fallback"), ("PASSED", "/fallback"),
         (REFUSED[kind], "/static/missing")]
+
+
+@pytest.mark.parametrize("kind", LIMITERS)
+def test_a_refusal_answered_with_an_error_page_of_the_limited_server(make_nginx, kind):
+    # the error page's location inherits the limit too
+    zone, use = limiter(kind, "$http_x_key", burst=0)
+    ngx = start(make_nginx, backend(kind) + server(zone, use + " error_page 429 /busy.html;", f"""
+        location / {{ proxy_pass {BACK}; }}
+        location = /busy.html {{ root $dir/www; }}"""))
+    assert [ngx.get("/", headers=KEY)[::2] for _ in range(2)] == [(200, b"ok\n"), (429, b"busy\n")]
+    assert [row[2] for row in log_rows(ngx, 2)] == ["PASSED", REFUSED[kind]]
 
 
 @pytest.mark.parametrize("kind", LIMITERS)
