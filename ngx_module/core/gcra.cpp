@@ -19,6 +19,7 @@ GcraDecision gcra_take(const GcraParams &p, int64_t &tat, int64_t now_us) {
     GcraDecision d;
     const int64_t start = tat > now_us ? tat : now_us;
     const int64_t ahead = start - now_us; // backlog already promised
+    d.excess_us = static_cast<uint64_t>(ahead);
     if (ahead > static_cast<int64_t>(p.tolerance_us)) {
         d.allowed = false;
         d.retry_after_us = static_cast<uint64_t>(ahead) - p.tolerance_us;
@@ -34,6 +35,14 @@ GcraDecision gcra_take(const GcraParams &p, int64_t &tat, int64_t now_us) {
     d.remaining = room / p.period_us;
     d.reset_us = used;
     return d;
+}
+
+uint64_t gcra_delay_us(const GcraParams &p, const GcraDecision &d, uint64_t delay) {
+    // compared in requests first: delay * period_us overflows for nodelay
+    if (!d.allowed || delay > d.delay_us / p.period_us) {
+        return 0;
+    }
+    return d.delay_us - delay * p.period_us;
 }
 
 void gcra_refund(const GcraParams &p, int64_t &tat) { tat -= static_cast<int64_t>(p.period_us); }

@@ -22,7 +22,13 @@ struct GcraDecision {
     uint64_t retry_after_us = 0; // refused: wait this long for one request
     uint64_t remaining = 0;      // requests that would be admitted right now, after this one
     uint64_t reset_us = 0;       // until the bucket is full again
+    uint64_t excess_us = 0;      // backlog met on arrival: excess / rate, as limit_req logs it
 };
+
+// How long an allowed request waits, as limit_req's `delay=`: the first
+// `delay` requests beyond the rate pass at once, later ones wait until they
+// conform. `delay` of UINT64_MAX is `nodelay`.
+uint64_t gcra_delay_us(const GcraParams &p, const GcraDecision &d, uint64_t delay);
 
 // Decides one request at `now_us` and, if allowed, advances `tat`.
 GcraDecision gcra_take(const GcraParams &p, int64_t &tat, int64_t now_us);

@@ -1,3 +1,5 @@
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "gcra.hpp"
@@ -59,4 +61,29 @@ TEST(Gcra, TakeNGrantsEachTokenOnce) {
     EXPECT_EQ(gcra_take_n(p, tat, t0 + 25000, 100), 2u); // 2.5 periods later
     EXPECT_EQ(gcra_take_n(p, tat, t0 + 30000, 100), 1u);
     EXPECT_TRUE(gcra_idle(tat, t0 + 10 * 10000 + 30000));
+}
+
+TEST(Gcra, DelayLetsTheFirstExcessRequestsPassAtOnce) {
+    // 10 r/s, burst 5, delay 2: as limit_req, requests 1-3 of an instant pass
+    // at once (the first, then 2 excess), requests 4-6 wait until they conform
+    const GcraParams p = GcraParams::from_rate(10, 1, 5);
+    int64_t tat = 0;
+    std::vector<uint64_t> waits;
+    for (int i = 0; i < 6; i++) {
+        const GcraDecision d = gcra_take(p, tat, 1000000);
+        ASSERT_TRUE(d.allowed);
+        EXPECT_EQ(d.excess_us, static_cast<uint64_t>(i) * 100000);
+        waits.push_back(gcra_delay_us(p, d, 2));
+    }
+    EXPECT_EQ(waits, (std::vector<uint64_t>{0, 0, 0, 100000, 200000, 300000}));
+    EXPECT_FALSE(gcra_take(p, tat, 1000000).allowed);
+}
+
+TEST(Gcra, DelayZeroWaitsForEveryExcessAndNodelayForNone) {
+    const GcraParams p = GcraParams::from_rate(1, 1, 3);
+    int64_t tat = 0;
+    gcra_take(p, tat, 0);
+    const GcraDecision d = gcra_take(p, tat, 0);
+    EXPECT_EQ(gcra_delay_us(p, d, 0), 1000000u);
+    EXPECT_EQ(gcra_delay_us(p, d, UINT64_MAX), 0u);
 }
