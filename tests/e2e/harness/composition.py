@@ -10,18 +10,18 @@ import os
 
 from .wait import wait_until
 
-__all__ = ["LIMITERS", "REFUSED", "PORTS", "backend", "limiter", "statuses", "log_rows"]
+__all__ = ["LIMITERS", "PORTS", "backend", "limiter", "statuses", "log_rows"]
 
 LIMITERS = ("levee", "limit_req")
 STATUS_VARIABLE = {"levee": "$levee_limit_status", "limit_req": "$limit_req_status"}
-REFUSED = {"levee": "LIMITED", "limit_req": "REJECTED"}   # what that variable says of a refusal
 
 PORTS = ("port", "back")
 
 
 def backend(kind: str) -> str:
     """The ``composition`` access log (address, status, the limiter's
-    decision, uri) and a server block on ``$back`` answering "ok"."""
+    decision: PASSED, REJECTED... from either, uri) and a server block on
+    ``$back`` answering "ok"."""
     return """
     log_format composition '$remote_addr $status """ + STATUS_VARIABLE[kind] + """ $uri';
     access_log $dir/limit.log composition;
