@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.composition import LIMITERS, PORTS, backend, limiter, log_rows
+from harness.composition import LIMITERS, PORTS, backend, global_limiter, limiter, log_rows, wait_linked
 from harness.raw_http import proxy_protocol_get
 
 LEVELS = ("http", "server", "location")
 ALICE, BOB = "203.0.113.1", "203.0.113.2"
 
 
-def realip_conf(kind: str, level: str, realip: str, key: str, listen: str = "") -> str:
-    zone, use = limiter(kind, key, burst=1)
+def realip_conf(kind: str, level: str, realip: str, key: str, listen: str = "",
+                limit: tuple[str, str] | None = None) -> str:
+    zone, use = limit or limiter(kind, key, burst=1)
     at = {lvl: (realip if lvl == level else "") for lvl in LEVELS}
     return backend(kind) + zone + at["http"] + """
     server {
@@ -75,3 +76,15 @@ def test_a_header_from_an_untrusted_address_moves_no_client(make_nginx, level, k
     assert two_clients(ngx, by_header) == [200, 200, 429, 429]
     assert [address for address, _ in logged(ngx)] == ["127.0.0.1"] * 4
 
+
+
+def test_real_ip_in_the_location_gives_each_client_its_budget_in_a_global_zone(make_nginx, make_leveed):
+    leveed = make_leveed()   # standalone: the buckets in leveed's memory
+    ngx = make_nginx(realip_conf("levee", "location", "set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;",
+                                 "", limit=global_limiter(leveed.socket_path, "$remote_addr", burst=1)),
+                     ports=PORTS, workers=1)
+    wait_linked(leveed, ngx)
+    alice = [by_header(ngx, ALICE) for _ in range(4)]
+    # 2 tokens; nginx may run one request ahead of its lease (docs/rate-limits.md)
+    assert alice.count(200) in (2, 3) and alice[-1] == 429, alice
+    assert by_header(ngx, BOB) == 200

@@ -7,10 +7,12 @@ compared, and a backend server block for limited locations to proxy to
 from __future__ import annotations
 
 import os
+import re
 
 from .wait import wait_until
 
-__all__ = ["LIMITERS", "PORTS", "backend", "limiter", "statuses", "log_rows"]
+__all__ = ["LIMITERS", "PORTS", "backend", "limiter", "global_limiter", "wait_linked", "statuses",
+           "log_rows"]
 
 LIMITERS = ("levee", "limit_req")
 STATUS_VARIABLE = {"levee": "$levee_limit_status", "limit_req": "$limit_req_status"}
@@ -45,6 +47,23 @@ def limiter(kind: str, key: str, burst: int, name: str = "z") -> tuple[str, str]
         return (f"limit_req_zone {key} zone={name}:1m rate=1r/m;",
                 f"limit_req zone={name}{burst_param} nodelay; limit_req_status 429;")
     raise ValueError(kind)
+
+
+def global_limiter(sock: str, key: str, burst: int) -> tuple[str, str]:
+    """As :func:`limiter` for a Levee zone of scope=global through the
+    leveed at ``sock``."""
+    return (f"levee_sidecar unix:{sock};\n"
+            f"    levee_limit_zone z key={key} rate=1r/m burst={burst} scope=global sync=100ms size=1m;",
+            "levee_limit z nodelay;")
+
+
+def wait_linked(leveed, ngx) -> None:
+    """Every worker of ``ngx`` said hello to ``leveed``: a global limit is
+    counted from then on (before, it fails open)."""
+    def linked():
+        pids = {int(p) for p in re.findall(r"hello_accepted .*?pid=(\d+)", leveed.log())}
+        return set(ngx.worker_pids()) <= pids
+    wait_until(linked, timeout=15, message="every nginx worker linked to leveed")
 
 
 def statuses(ngx, n: int, path: str = "/", headers: dict | None = None) -> list[int]:
