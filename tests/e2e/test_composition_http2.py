@@ -1,7 +1,8 @@
-"""Levee over HTTP/2 (cleartext, prior knowledge; driven through curl):
-limits per request, also for requests in flight together, sticky routing
-as over HTTP/1.1, heartbeats answered 204. (One connection per request:
-see harness/h2.py for why.)"""
+"""Levee over HTTP/2 (cleartext, prior knowledge): limits per request, also
+for concurrent streams of one connection, sticky routing as over HTTP/1.1,
+heartbeats answered 204. Through curl (one connection per request, see
+harness/h2.py) and through the harness's own client (many streams on one
+connection)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import pytest
 
 from harness.composition import PORTS, backend, limiter
-from harness.h2 import h2_get, require_h2_curl
+from harness.h2 import h2_get, h2_streams, require_h2_curl
 from harness.proc import ComponentUnavailable
 from harness.wait import wait_until
 
@@ -47,11 +48,21 @@ def test_a_limit_over_h2(make_nginx):
     assert ngx.get("/limited", headers={"X-Key": "k"}, port_name="h1")[0] == 429
 
 
-def test_requests_in_flight_together_are_counted_one_each(make_nginx):
+def test_concurrent_streams_of_one_connection_are_counted_one_each(make_nginx):
     ngx = make_nginx(h2_conf(), ports=H2_PORTS)
-    got = h2_get(ngx.port, ["/limited"] * 8, headers={"X-Key": "k"}, parallel=True)
-    assert sorted(r.status for r in got) == [200] * 3 + [429] * 5
-    assert {r.version for r in got} == {"2"}
+    got = h2_streams(ngx.port, ["/limited"] * 8, headers={"X-Key": "k"})
+    assert sorted(status for status, _ in got) == [200] * 3 + [429] * 5
+    assert got.count((200, b"ok\n")) == 3
+
+
+def test_realip_in_the_location_over_h2(make_nginx):
+    zone, use = limiter("levee", "$binary_remote_addr", burst=1, name="ip")
+    ngx = make_nginx(h2_conf(zone, """
+        location /by-ip { set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP; """ + use + """
+                          proxy_pass http://127.0.0.1:$back; }"""), ports=H2_PORTS)
+    alice = [h2_get(ngx.port, ["/by-ip"], headers={"X-Real-IP": "203.0.113.1"})[0].status for _ in range(3)]
+    assert alice == [200, 200, 429]
+    assert h2_get(ngx.port, ["/by-ip"], headers={"X-Real-IP": "203.0.113.2"})[0].status == 200
 
 
 def test_sticky_routes_h2_requests_as_http1_ones(make_nginx, make_upstream):
@@ -64,9 +75,9 @@ def test_sticky_routes_h2_requests_as_http1_ones(make_nginx, make_upstream):
     over_h1 = {u: json.loads(ngx.get(f"/sticky?uid={u}", port_name="h1")[2])["server"] for u in UIDS}
     assert over_h2 == over_h1
     assert len(set(over_h2.values())) > 1
-    # and again: the same key, the same server
-    assert {u: json.loads(r.body)["server"]
-            for u, r in zip(UIDS, h2_get(ngx.port, [f"/sticky?uid={u}" for u in UIDS]))} == over_h2
+    # and as concurrent streams of one connection
+    streams = h2_streams(ngx.port, [f"/sticky?uid={u}" for u in UIDS])
+    assert {u: json.loads(body)["server"] for u, (_, body) in zip(UIDS, streams)} == over_h2
 
 
 def test_heartbeats_and_presence_over_h2(make_nginx, make_leveed):
