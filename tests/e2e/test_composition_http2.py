@@ -21,6 +21,7 @@ except ComponentUnavailable as e:
     pytest.skip(str(e), allow_module_level=True)
 
 UIDS = [f"user{i}" for i in range(24)]
+H2_PORTS = PORTS + ("h1",)
 
 
 def h2_conf(http_extra: str = "", locations: str = "") -> str:
@@ -33,9 +34,6 @@ def h2_conf(http_extra: str = "", locations: str = "") -> str:
         location /limited {{ {use} levee_limit_headers on; proxy_pass http://127.0.0.1:$back; }}
         {locations}
     }}"""
-
-
-H2_PORTS = PORTS + ("h1",)
 
 
 def test_a_limit_over_h2(make_nginx):

@@ -15,9 +15,9 @@ LEVELS = ("http", "server", "location")
 ALICE, BOB = "203.0.113.1", "203.0.113.2"
 
 
-def realip_conf(kind: str, level: str, realip: str, key: str, listen: str = "",
-                limit: tuple[str, str] | None = None) -> str:
-    zone, use = limit or limiter(kind, key, burst=1)
+def realip_conf(kind: str, limit: tuple[str, str], level: str, realip: str, listen: str = "") -> str:
+    """``limit`` (zone, use) in the location, ``realip`` at ``level``."""
+    zone, use = limit
     at = {lvl: (realip if lvl == level else "") for lvl in LEVELS}
     return backend(kind) + zone + at["http"] + """
     server {
@@ -52,8 +52,8 @@ def logged(ngx) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("kind", LIMITERS)
 @pytest.mark.parametrize("level", LEVELS)
 def test_real_ip_from_a_header_gives_each_client_its_budget(make_nginx, level, kind):
-    ngx = make_nginx(realip_conf(kind, level, "set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;",
-                                 "$binary_remote_addr"), ports=PORTS, workers=1)
+    ngx = make_nginx(realip_conf(kind, limiter(kind, "$binary_remote_addr", burst=1), level,
+                                 "set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;"), ports=PORTS, workers=1)
     assert two_clients(ngx, by_header) == [200, 200, 429, 200]
     assert logged(ngx) == [(ALICE, "PASSED"), (ALICE, "PASSED"), (ALICE, "REJECTED"), (BOB, "PASSED")]
 
@@ -61,8 +61,9 @@ def test_real_ip_from_a_header_gives_each_client_its_budget(make_nginx, level, k
 @pytest.mark.parametrize("kind", LIMITERS)
 @pytest.mark.parametrize("level", LEVELS)
 def test_real_ip_from_the_proxy_protocol_gives_each_client_its_budget(make_nginx, level, kind):
-    ngx = make_nginx(realip_conf(kind, level, "set_real_ip_from 127.0.0.1; real_ip_header proxy_protocol;",
-                                 "$remote_addr", listen=" proxy_protocol"), ports=PORTS, workers=1)
+    ngx = make_nginx(realip_conf(kind, limiter(kind, "$remote_addr", burst=1), level,
+                                 "set_real_ip_from 127.0.0.1; real_ip_header proxy_protocol;",
+                                 listen=" proxy_protocol"), ports=PORTS, workers=1)
     assert two_clients(ngx, by_proxy_protocol) == [200, 200, 429, 200]
     assert logged(ngx) == [(ALICE, "PASSED"), (ALICE, "PASSED"), (ALICE, "REJECTED"), (BOB, "PASSED")]
 
@@ -71,8 +72,8 @@ def test_real_ip_from_the_proxy_protocol_gives_each_client_its_budget(make_nginx
 @pytest.mark.parametrize("level", LEVELS)
 def test_a_header_from_an_untrusted_address_moves_no_client(make_nginx, level, kind):
     # only 192.0.2.1 may say who the client is; the requests come from 127.0.0.1
-    ngx = make_nginx(realip_conf(kind, level, "set_real_ip_from 192.0.2.1; real_ip_header X-Real-IP;",
-                                 "$binary_remote_addr"), ports=PORTS, workers=1)
+    ngx = make_nginx(realip_conf(kind, limiter(kind, "$binary_remote_addr", burst=1), level,
+                                 "set_real_ip_from 192.0.2.1; real_ip_header X-Real-IP;"), ports=PORTS, workers=1)
     assert two_clients(ngx, by_header) == [200, 200, 429, 429]
     assert [address for address, _ in logged(ngx)] == ["127.0.0.1"] * 4
 
@@ -80,9 +81,8 @@ def test_a_header_from_an_untrusted_address_moves_no_client(make_nginx, level, k
 
 def test_real_ip_in_the_location_gives_each_client_its_budget_in_a_global_zone(make_nginx, make_leveed):
     leveed = make_leveed()   # standalone: the buckets in leveed's memory
-    ngx = make_nginx(realip_conf("levee", "location", "set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;",
-                                 "", limit=global_limiter(leveed.socket_path, "$remote_addr", burst=1)),
-                     ports=PORTS, workers=1)
+    ngx = make_nginx(realip_conf("levee", global_limiter(leveed.socket_path, "$remote_addr", burst=1), "location",
+                                 "set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;"), ports=PORTS, workers=1)
     wait_linked(leveed, ngx)
     alice = [by_header(ngx, ALICE) for _ in range(4)]
     # 2 tokens; nginx may run one request ahead of its lease (docs/rate-limits.md)
