@@ -109,6 +109,14 @@ void ClusterClient::start(std::function<void(bool ok, const std::string &error)>
     run_refresh(true);
 }
 
+void ClusterClient::set_wait(int replicas, int timeout_ms) {
+    opts_.wait_replicas = replicas;
+    opts_.wait_timeout_ms = timeout_ms;
+    for (auto &entry : nodes_) {
+        entry.second->set_wait(replicas, timeout_ms);
+    }
+}
+
 NodeConnection &ClusterClient::node(const HostPort &addr) {
     std::string name = addr.str();
     auto it = nodes_.find(name);

@@ -126,8 +126,9 @@ bool NodeConnection::append(Kind kind, uint64_t id, const std::vector<std::strin
         error = "connection closing";
         return false;
     }
-    sent_.push_back(Sent{kind, id, generation_, now_ms()});
-    if (kind == Kind::Command && opts_.wait_replicas > 0) {
+    const bool waits = kind == Kind::Command && opts_.wait_replicas > 0;
+    sent_.push_back(Sent{kind, id, generation_, now_ms(), waits});
+    if (waits) {
         wait_needed_ = true;
         if (!wait_in_flight_) {
             schedule_deferred();
@@ -322,7 +323,7 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
         break;
     }
     case Kind::Command:
-        if (self->opts_.wait_replicas > 0) {
+        if (sent.waits) {
             self->held_.push_back(Held{sent.id, Reply::from_hiredis(*r)});
         } else {
             const Reply copy = Reply::from_hiredis(*r);
