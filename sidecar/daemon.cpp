@@ -334,6 +334,7 @@ void Daemon::Parts::apply_live(const Config &before) {
     }
     if (redis) {
         redis->set_wait(static_cast<int>(config.redis_wait_replicas), static_cast<int>(config.redis_wait_timeout_ms));
+        redis->set_auth(config.redis_user, config.redis_password);
     }
     // drain_timeout_ms is read when a drain begins.
 }

@@ -117,6 +117,14 @@ void ClusterClient::set_wait(int replicas, int timeout_ms) {
     }
 }
 
+void ClusterClient::set_auth(const std::string &user, const std::string &password) {
+    opts_.user = user;
+    opts_.password = password;
+    for (auto &entry : nodes_) {
+        entry.second->set_auth(user, password);
+    }
+}
+
 NodeConnection &ClusterClient::node(const HostPort &addr) {
     std::string name = addr.str();
     auto it = nodes_.find(name);

@@ -118,6 +118,12 @@ public:
         opts_.wait_replicas = replicas;
         opts_.wait_timeout_ms = timeout_ms;
     }
+    // A reload: the next connection (a reconnect) sends this AUTH; the open
+    // one stays authenticated as it is.
+    void set_auth(std::string user, std::string password) {
+        opts_.user = std::move(user);
+        opts_.password = std::move(password);
+    }
     // Redis's answer to the last refused AUTH ("WRONGPASS ...").
     const std::string &auth_error() const { return auth_error_; }
     // AUTHs refused since one was last accepted.
@@ -179,6 +185,7 @@ private:
     bool destroying_ = false;
     bool auth_refused_ = false; // on the current context
     std::string auth_error_;
+    std::string sent_password_; // the AUTH of the current connection, masked in its error
     int auth_refusals_ = 0;
 
     std::deque<Sent> sent_;

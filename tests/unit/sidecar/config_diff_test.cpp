@@ -56,12 +56,13 @@ TEST(ConfigDiff, SplitsWhatAppliesLiveFromWhatNeedsARestart) {
     EXPECT_EQ(changes.restart, (Names{"socket", "presence_buckets"}));
 }
 
-TEST(ConfigDiff, AChangedSecretIsNamedThoughItIsShownMasked) {
+TEST(ConfigDiff, AChangedSecretIsSeenThoughItIsShownMasked) {
     levee::Config running;
     levee::Config next;
     running.redis_password = "old";
     next.redis_password = "new";
-    EXPECT_EQ(levee::diff_config(running, next).restart, (Names{"redis_password"}));
+    EXPECT_EQ(levee::diff_config(running, next).live, (Names{"redis_password"}));
+    EXPECT_EQ(levee::merge_live(running, next).redis_password, "new");
 }
 
 TEST(ConfigDiff, MergeTakesLiveSettingsAndKeepsTheRest) {
@@ -86,6 +87,8 @@ TEST(ConfigDiff, ReloadsLiveNamesTheLiveSettings) {
     EXPECT_TRUE(levee::reloads_live("mongo_flush_ms"));
     EXPECT_FALSE(levee::reloads_live("socket"));
     EXPECT_FALSE(levee::reloads_live("redis"));
+    EXPECT_FALSE(levee::reloads_live("mongo"));
+    EXPECT_TRUE(levee::reloads_live("redis_password"));
     EXPECT_FALSE(levee::reloads_live("no_such_setting"));
 }
 
