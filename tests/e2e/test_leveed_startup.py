@@ -236,3 +236,17 @@ def test_sighup_changes_redis_wait_live(make_leveed, redis_cluster, levee_build)
     assert d.pid is not None
     # SIGTERM still drains and exits cleanly
     assert d.terminate() == 0
+
+
+def test_sighup_lowers_max_connections_for_new_connections_only(make_leveed, levee_build):
+    d = make_leveed(log_level="info")
+    held = d.connect()
+    held_hello(held)
+    reloaded = d.reload({"max_connections": 1})
+    assert "config_reloaded changed=max_connections " in reloaded, reloaded
+    r = subprocess.run([levee_build.leveectl, "--socket", d.socket_path, "hello"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0, "a second connection is refused"
+    d.wait_for_log(r"warn connection_refused reason=max_connections limit=1")
+    assert b"leveed/" in held_hello(held), "the open one stays"
+    held.close()
