@@ -26,7 +26,9 @@ struct ConfigSource {
     std::string label() const;
 };
 
-// Builds `config` from defaults and the source; every error found, not the first.
+// Builds `config` from defaults and the source; every error found, not the
+// first, including what start would meet on this host (socket_group exists,
+// log_file can be opened).
 // `used_file` says whether a file was read (false: running on the defaults).
 std::vector<ConfigError> load_config(const ConfigSource &source, Config &config, bool *used_file = nullptr);
 

@@ -157,12 +157,14 @@ def test_check_config_prints_every_setting_with_secrets_masked(levee_build, tmp_
 
 def test_check_config_refuses_what_start_would_refuse(levee_build, tmp_path):
     conf = tmp_path / "leveed.conf"
-    conf.write_text("socket /tmp/x.sock\nredis ::1:7000\nmongo mongodb://127.0.0.1:notaport/\nlog_level loud\n")
+    conf.write_text("socket /tmp/x.sock\nredis ::1:7000\nmongo mongodb://127.0.0.1:notaport/\nlog_level loud\n"
+                    "socket_group no-such-group-levee\n")
     r = subprocess.run([levee_build.leveed, "--check-config", str(conf)], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 1
     for line in (2, 3, 4):
         assert f"{conf}:{line}: " in r.stderr, r.stderr
+    assert 'socket_group "no-such-group-levee": no such group' in r.stderr, r.stderr
     assert "socket " not in r.stdout, "no settings printed for a bad file"
 
 

@@ -85,4 +85,13 @@ TEST(ConfigSource, EveryErrorOfFileFlagsAndRelationsIsListed) {
     EXPECT_EQ(errors[2].line, 0); // redis_user without a password
 }
 
+TEST(ConfigSource, RefusesAGroupOrALogFileStartWouldFailOn) {
+    TempFile file("socket_group no-such-group-levee\nlog_file /nonexistent-dir/leveed.log\n");
+    levee::Config c;
+    const auto errors = levee::load_config(levee::ConfigSource::from_command_line(file.path()), c);
+    ASSERT_EQ(errors.size(), 2u);
+    EXPECT_NE(errors[0].message.find("no such group"), std::string::npos) << errors[0].message;
+    EXPECT_NE(errors[1].message.find("/nonexistent-dir/leveed.log"), std::string::npos) << errors[1].message;
+}
+
 } // namespace
