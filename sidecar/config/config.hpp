@@ -61,7 +61,7 @@ std::vector<ConfigError> parse_config(const std::string &text, Config &config);
 // Command-line overrides go through here so they are checked the same way.
 std::string apply_setting(const std::string &key, const std::string &value, Config &config);
 
-// Every key a file may set, in the order the settings table lists them.
+// Every key a file may set, in alphabetical order.
 std::vector<std::string> setting_names();
 
 // Reads and parses a file; an unreadable file is one error at line 0.

@@ -20,6 +20,7 @@ struct Setting {
 
 template <typename T> std::string str(const T &v) { return std::to_string(v); }
 std::string str(const std::string &v) { return v; }
+std::string str(log::Level level) { return log::level_name(level); }
 
 std::string octal(unsigned mode) {
     char buf[16];
@@ -36,6 +37,11 @@ template <typename T> Setting live(const char *key, T Config::*field) {
             [field](const Config &from, Config &to) { to.*field = from.*field; }};
 }
 
+Setting masked(Setting s, Mask mask) {
+    s.mask = mask;
+    return s;
+}
+
 // The live ones are those the running parts re-read (log, timers, limits)
 // or take through a setter; the rest are bound into sockets, files, the
 // store clients or the data layout when leveed starts.
@@ -46,12 +52,11 @@ const std::vector<Setting> &settings() {
         restart("socket_group", &Config::socket_group),
         restart("redis", &Config::redis_seeds),
         live("redis_user", &Config::redis_user),
-        {"redis_password", [](const Config &c) { return c.redis_password; }, Mask::kSecret,
-         [](const Config &from, Config &to) { to.redis_password = from.redis_password; }},
+        masked(live("redis_password", &Config::redis_password), Mask::kSecret),
         live("redis_wait_replicas", &Config::redis_wait_replicas),
         live("redis_wait_timeout_ms", &Config::redis_wait_timeout_ms),
         restart("presence_buckets", &Config::presence_buckets),
-        {"mongo", [](const Config &c) { return c.mongo_uri; }, Mask::kUriPassword, nullptr},
+        masked(restart("mongo", &Config::mongo_uri), Mask::kUriPassword),
         restart("mongo_database", &Config::mongo_database),
         live("mongo_flush_ms", &Config::mongo_flush_ms),
         restart("mongo_ttl_s", &Config::mongo_ttl_s),
@@ -60,8 +65,7 @@ const std::vector<Setting> &settings() {
         live("spool_fsync_interval_ms", &Config::spool_fsync_interval_ms),
         restart("metrics_listen", &Config::metrics_listen),
         live("log_file", &Config::log_file),
-        {"log_level", [](const Config &c) { return std::string(log::level_name(c.log_level)); }, Mask::kNone,
-         [](const Config &from, Config &to) { to.log_level = from.log_level; }},
+        live("log_level", &Config::log_level),
         restart("pid_file", &Config::pid_file),
         restart("max_frame_bytes", &Config::max_frame_bytes),
         live("max_connections", &Config::max_connections),
@@ -97,10 +101,8 @@ std::vector<ShownSetting> effective_settings(const Config &config) {
 std::string format_effective_settings(const Config &config) {
     std::string text;
     for (const ShownSetting &s : effective_settings(config)) {
-        char line[512];
-        std::snprintf(line, sizeof(line), "%-24s %s%s\n", s.key.c_str(), s.value.c_str(),
-                      s.is_default ? "    # default" : "");
-        text += line;
+        text += s.key + std::string(s.key.size() < 24 ? 24 - s.key.size() : 0, ' ') + ' ' + s.value +
+                (s.is_default ? "    # default\n" : "\n");
     }
     return text;
 }
@@ -123,15 +125,6 @@ Config merge_live(const Config &running, const Config &next) {
         }
     }
     return merged;
-}
-
-bool reloads_live(const std::string &key) {
-    for (const Setting &s : settings()) {
-        if (key == s.key) {
-            return static_cast<bool>(s.apply_live);
-        }
-    }
-    return false;
 }
 
 std::vector<std::string> shown_setting_names() {

@@ -30,9 +30,6 @@ ConfigChanges diff_config(const Config &running, const Config &next);
 // `running` with every setting that changes in place taken from `next`.
 Config merge_live(const Config &running, const Config &next);
 
-// Whether a reload applies `key` in place (false also for unknown keys).
-bool reloads_live(const std::string &key);
-
 // Keys this file knows how to show: a unit test holds it equal to setting_names().
 std::vector<std::string> shown_setting_names();
 

@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstdlib>
-
 #include <cstring>
 
 #include <grp.h>

@@ -82,14 +82,4 @@ TEST(ConfigDiff, MergeTakesLiveSettingsAndKeepsTheRest) {
     EXPECT_EQ(levee::diff_config(merged, next).restart, (Names{"socket", "spool_dir"}));
 }
 
-TEST(ConfigDiff, ReloadsLiveNamesTheLiveSettings) {
-    EXPECT_TRUE(levee::reloads_live("log_level"));
-    EXPECT_TRUE(levee::reloads_live("mongo_flush_ms"));
-    EXPECT_FALSE(levee::reloads_live("socket"));
-    EXPECT_FALSE(levee::reloads_live("redis"));
-    EXPECT_FALSE(levee::reloads_live("mongo"));
-    EXPECT_TRUE(levee::reloads_live("redis_password"));
-    EXPECT_FALSE(levee::reloads_live("no_such_setting"));
-}
-
 } // namespace
