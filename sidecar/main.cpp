@@ -120,7 +120,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     levee::log::set_level(config.log_level);
-    if (!used_file) {
+    if (used_file) {
+        // SIGHUP re-reads this file: gone by then is an error, not "defaults".
+        source.optional = false;
+    } else {
         levee::log::info("no_config_file", {{"path", source.path}, {"using", "built-in defaults"}});
         source.path.clear(); // a file created later is picked up at the next start, not by SIGHUP
     }

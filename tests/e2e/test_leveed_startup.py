@@ -240,6 +240,18 @@ def test_sighup_changes_redis_wait_live(make_leveed, redis_cluster, levee_build)
     assert d.terminate() == 0
 
 
+def test_sighup_after_the_default_file_was_removed_keeps_the_running_settings(make_leveed, levee_build):
+    d = make_leveed(config_via="env", log_level="debug")
+    os.rename(d.config_path, d.config_path + ".moved")
+    since = len(d.log())
+    d.send_signal(signal.SIGHUP)
+    d.wait_for_log(r"error config_reload_failed errors=1 ")
+    assert re.search(r"error config_error .*cannot read " + re.escape(d.config_path), d.log()[since:])
+    hello(levee_build, d)
+    wait_until(lambda: "debug connection_accepted" in d.log()[since:], timeout=10,
+               message="still logging at debug")
+
+
 def test_sighup_lowers_max_connections_for_new_connections_only(make_leveed, levee_build):
     d = make_leveed(log_level="info")
     held = d.connect()
