@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cluster_client.hpp"
+#include "config/config_diff.hpp"
 #include "document_store.hpp"
 #include "event_ptr.hpp"
 #include "log.hpp"
@@ -29,6 +30,7 @@ namespace levee {
 
 struct Daemon::Parts {
     Config config;
+    ConfigSource source;
     std::unique_ptr<event_base, void (*)(event_base *)> base{event_base_new(), event_base_free};
     Metrics metrics;
     std::unique_ptr<redis::ClusterClient> redis;
@@ -57,6 +59,9 @@ struct Daemon::Parts {
     bool start_redis();
     bool start_mongo();
     void begin_drain(const char *why);
+    void reload();
+    void apply_live(const Config &before);
+    void arm_housekeeping();
     void update_gauges();
     static void on_housekeeping(evutil_socket_t, short, void *arg);
     void finish_drain();
@@ -64,7 +69,10 @@ struct Daemon::Parts {
     static void on_drain_deadline(evutil_socket_t, short, void *arg);
 };
 
-Daemon::Daemon(Config config) : parts_(std::make_unique<Parts>()) { parts_->config = std::move(config); }
+Daemon::Daemon(Config config, ConfigSource source) : parts_(std::make_unique<Parts>()) {
+    parts_->config = std::move(config);
+    parts_->source = std::move(source);
+}
 
 Daemon::~Daemon() {
     if (!parts_->config.pid_file.empty()) {
@@ -84,7 +92,9 @@ bool Daemon::Parts::start() {
         return false;
     }
     if (config.standalone()) {
-        log::info("standalone_mode", {{"reason", "no redis and no mongo configured"}});
+        log::warn("standalone_mode", {{"reason", "no redis configured"},
+                                      {"meaning", "limits, presence and the registry live in this process: "
+                                                  "each nginx host counts scope=global limits alone"}});
     }
 
     probe = std::make_unique<ProbeService>(redis.get(), mongo.get());
@@ -92,7 +102,7 @@ bool Daemon::Parts::start() {
                                                  static_cast<std::uint16_t>(config.presence_buckets));
     limit = std::make_unique<LimitService>(redis.get(), metrics, base.get());
     registry = std::make_unique<RegistryService>(redis.get(), metrics);
-    dispatcher = std::make_unique<Dispatcher>(metrics, *probe, *presence, *limit, *registry);
+    dispatcher = std::make_unique<Dispatcher>(metrics, *probe, *presence, *limit, *registry, config.standalone());
     FrameServerOptions opts;
     opts.socket_path = config.socket_path;
     opts.socket_mode = config.socket_mode;
@@ -118,9 +128,7 @@ bool Daemon::Parts::start() {
     }
 
     housekeeping.reset(event_new(base.get(), -1, EV_PERSIST, on_housekeeping, this));
-    const std::uint32_t tick_ms = std::min<std::uint32_t>(config.spool_fsync_interval_ms, 1000);
-    const timeval tick{static_cast<time_t>(tick_ms / 1000), static_cast<suseconds_t>((tick_ms % 1000) * 1000)};
-    event_add(housekeeping.get(), &tick);
+    arm_housekeeping();
 
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
         EventPtr ev(evsignal_new(base.get(), sig, on_signal, this));
@@ -216,6 +224,12 @@ bool Daemon::Parts::start_mongo() {
     return true;
 }
 
+void Daemon::Parts::arm_housekeeping() {
+    const std::uint32_t tick_ms = std::min<std::uint32_t>(config.spool_fsync_interval_ms, 1000);
+    const timeval tick{static_cast<time_t>(tick_ms / 1000), static_cast<suseconds_t>((tick_ms % 1000) * 1000)};
+    event_add(housekeeping.get(), &tick);
+}
+
 void Daemon::Parts::update_gauges() {
     if (spool) {
         metrics.set("leveed_spool_pending_records", {}, static_cast<double>(spool->pending_records()));
@@ -259,9 +273,70 @@ void Daemon::Parts::on_signal(evutil_socket_t sig, short, void *arg) {
         } else {
             log::error("log_reopen_failed", {{"error", error}});
         }
+        self->reload();
         return;
     }
     self->begin_drain(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+namespace {
+
+std::string join(const std::vector<std::string> &keys) {
+    std::string out;
+    for (const std::string &k : keys) {
+        out += (out.empty() ? "" : ",") + k;
+    }
+    return out.empty() ? "-" : out;
+}
+
+} // namespace
+
+// Re-reads the settings as they were read at start (same file, same flags).
+// A file with any error changes nothing; otherwise every setting that can
+// change without dropping a connection is applied, the others are named.
+void Daemon::Parts::reload() {
+    Config next;
+    const std::vector<ConfigError> errors = load_config(source, next);
+    if (!errors.empty()) {
+        for (const ConfigError &e : errors) {
+            log::error("config_error", {{"file", source.label()}, {"line", e.line}, {"error", e.message}});
+        }
+        log::error("config_reload_failed", {{"errors", errors.size()}, {"kept", "running settings"}});
+        return;
+    }
+    const ConfigChanges changes = diff_config(config, next);
+    for (const std::string &key : changes.restart) {
+        log::warn("config_restart_needed", {{"setting", key}, {"reason", "applies at the next start"}});
+    }
+    const Config before = config;
+    config = merge_live(config, next);
+    apply_live(before);
+    log::info("config_reloaded", {{"changed", join(changes.live)}, {"restart_needed", join(changes.restart)}});
+}
+
+void Daemon::Parts::apply_live(const Config &before) {
+    if (config.log_file != before.log_file) {
+        std::string error;
+        if (!log::open_file(config.log_file, error)) {
+            log::error("log_reopen_failed", {{"error", error}});
+            // The old file is still open: keep saying so.
+            config.log_file = before.log_file;
+            log::open_file(before.log_file, error);
+        }
+    }
+    log::set_level(config.log_level);
+    server->set_max_connections(config.max_connections);
+    if (config.spool_fsync_interval_ms != before.spool_fsync_interval_ms) {
+        arm_housekeeping();
+    }
+    if (presence_writer) {
+        presence_writer->set_flush_ms(config.mongo_flush_ms);
+    }
+    if (redis) {
+        redis->set_wait(static_cast<int>(config.redis_wait_replicas), static_cast<int>(config.redis_wait_timeout_ms));
+        redis->set_auth(config.redis_user, config.redis_password);
+    }
+    // drain_timeout_ms is read when a drain begins.
 }
 
 // Stop taking work, let what was accepted reach Redis and the database, then stop.

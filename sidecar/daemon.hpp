@@ -1,16 +1,18 @@
 // leveed as a whole: owns the event loop and every part, starts them in
-// order, and drains them on SIGTERM.
+// order, re-reads its settings on SIGHUP, and drains them on SIGTERM.
 #pragma once
 
 #include <memory>
 
 #include "config/config.hpp"
+#include "config/config_source.hpp"
 
 namespace levee {
 
 class Daemon {
   public:
-    explicit Daemon(Config config);
+    // `source` is read again on SIGHUP; `config` is what it gave at start.
+    Daemon(Config config, ConfigSource source);
     ~Daemon();
     Daemon(const Daemon &) = delete;
     Daemon &operator=(const Daemon &) = delete;

@@ -126,8 +126,8 @@ int hello(Client &client, std::uint32_t version, bool quiet) {
     }
     const Levee__HelloReply &r = *reply->hello_reply;
     if (!quiet || !r.accepted) {
-        std::printf("accepted=%s server=%s protocol_version=%u reason=\"%s\"\n", r.accepted ? "yes" : "no",
-                    r.server, r.protocol_version, r.reason);
+        std::printf("accepted=%s server=%s protocol_version=%u standalone=%s reason=\"%s\"\n",
+                    r.accepted ? "yes" : "no", r.server, r.protocol_version, r.standalone ? "yes" : "no", r.reason);
     }
     return r.accepted ? 0 : 1;
 }

@@ -10,26 +10,32 @@
 #include <mongoc/mongoc.h>
 
 #include "config/config.hpp"
+#include "config/config_diff.hpp"
+#include "config/config_source.hpp"
 #include "daemon.hpp"
 #include "log.hpp"
 
 namespace {
 
 constexpr const char *kUsage =
-    "usage: leveed --config FILE [--socket PATH] [--redis HOST:PORT[,HOST:PORT...]] [--mongo URI]\n"
-    "       leveed --check-config FILE\n"
+    "usage: leveed [--config FILE] [--socket PATH] [--redis HOST:PORT[,HOST:PORT...]] [--mongo URI]\n"
+    "       leveed --check-config FILE [--socket PATH] [--redis ...] [--mongo URI]\n"
     "       leveed --version\n"
     "\n"
-    "  --config FILE        settings file (see conf/leveed.conf)\n"
+    "  --config FILE        settings file (see conf/leveed.conf); default /etc/levee/leveed.conf\n"
+    "                       if it exists, else the built-in defaults (socket /run/levee/leveed.sock)\n"
     "  --socket PATH        Unix socket nginx connects to (overrides 'socket')\n"
     "  --redis SEEDS        Redis Cluster seed nodes (overrides 'redis')\n"
     "  --mongo URI          MongoDB URI, a mongos in production (overrides 'mongo')\n"
-    "  --check-config FILE  check FILE, print each error with its line, exit 1 on any\n"
+    "  --check-config FILE  check FILE as leveed would start with it: each error with\n"
+    "                       its line, exit 1 on any; else print every setting, exit 0\n"
     "\n"
-    "With neither redis nor mongo set, leveed runs standalone: state in memory,\n"
-    "for one nginx host.\n"
+    "Without redis, leveed runs standalone: limits, presence and the registry in\n"
+    "its memory, for one nginx host (each host counts global limits alone).\n"
+    "SIGHUP re-reads the settings and reopens the log file.\n"
     "\n"
     "Environment:\n"
+    "  LEVEE_CONFIG          the default settings file instead of /etc/levee/leveed.conf\n"
     "  LEVEE_REDIS_PASSWORD  overrides redis_password (keeps the secret out of the file)\n";
 
 int print_errors(const std::string &file, const std::vector<levee::ConfigError> &errors) {
@@ -42,6 +48,14 @@ int print_errors(const std::string &file, const std::vector<levee::ConfigError> 
     }
     return errors.empty() ? 0 : 1;
 }
+
+// libmongoc parses the mongo URI when the settings are checked, not only at start.
+struct MongocLibrary {
+    MongocLibrary() { mongoc_init(); }
+    ~MongocLibrary() { mongoc_cleanup(); }
+    MongocLibrary(const MongocLibrary &) = delete;
+    MongocLibrary &operator=(const MongocLibrary &) = delete;
+};
 
 } // namespace
 
@@ -81,37 +95,22 @@ int main(int argc, char **argv) {
         }
     }
 
+    const MongocLibrary mongoc;
+    levee::ConfigSource source = levee::ConfigSource::from_command_line(check_file.empty() ? config_file : check_file);
+    source.overrides = overrides;
     levee::Config config;
+    bool used_file = false;
+    const auto errors = levee::load_config(source, config, &used_file);
     if (!check_file.empty()) {
-        // Checked as leveed would start with it: the environment's overrides
-        // included (systemd's ExecStartPre= sees the same Environment=).
-        auto errors = levee::load_config_file(check_file, config);
-        const auto env_errors = levee::apply_environment(config);
-        errors.insert(errors.end(), env_errors.begin(), env_errors.end());
-        const auto relation_errors = levee::validate_config(config);
-        errors.insert(errors.end(), relation_errors.begin(), relation_errors.end());
-        const int rc = print_errors(check_file, errors);
-        if (rc == 0) {
-            std::printf("%s: ok\n", check_file.c_str());
-        }
-        return rc;
-    }
-    if (config_file.empty()) {
-        std::fprintf(stderr, "leveed: --config FILE is required\n%s", kUsage);
-        return 2;
-    }
-    if (print_errors(config_file, levee::load_config_file(config_file, config)) != 0) {
-        return 1;
-    }
-    for (const auto &[key, val] : overrides) {
-        const std::string err = levee::apply_setting(key, val, config);
-        if (!err.empty()) {
-            std::fprintf(stderr, "leveed: --%s: %s\n", key.c_str(), err.c_str());
+        // Checked as leveed would start with it: flags and the environment's
+        // overrides included (systemd's ExecStartPre= sees the same Environment=).
+        if (print_errors(source.label(), errors) != 0) {
             return 1;
         }
+        std::printf("%s: ok\n%s", check_file.c_str(), levee::format_effective_settings(config).c_str());
+        return 0;
     }
-    if (print_errors(config_file, levee::apply_environment(config)) != 0 ||
-        print_errors(config_file, levee::validate_config(config)) != 0) {
+    if (print_errors(source.label(), errors) != 0) {
         return 1;
     }
 
@@ -121,15 +120,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     levee::log::set_level(config.log_level);
+    if (used_file) {
+        // SIGHUP re-reads this file: gone by then is an error, not "defaults".
+        source.optional = false;
+    } else {
+        levee::log::info("no_config_file", {{"path", source.path}, {"using", "built-in defaults"}});
+        source.path.clear(); // a file created later is picked up at the next start, not by SIGHUP
+    }
 
     // The MongoDB writer thread wakes the event loop: libevent must be thread-aware.
     evthread_use_pthreads();
-    mongoc_init();
-    int rc;
-    {
-        levee::Daemon daemon(config);
-        rc = daemon.run();
-    }
-    mongoc_cleanup();
-    return rc;
+    levee::Daemon daemon(config, source);
+    return daemon.run();
 }

@@ -1187,9 +1187,31 @@ ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
 static void
 ngx_http_levee_limit_on_state(ngx_flag_t ready, void *data)
 {
+    ngx_uint_t                     i;
+    ngx_http_levee_limit_zone_t  **zones;
+
+    /* once per worker: every reconnect to the same leveed would repeat it */
+    static ngx_flag_t              warned_standalone;
+
     /* a lost link takes every key out of global counting; a failing lease
      * only its own key (kEntryUnavailable) */
     ngx_http_levee_limit_global_ok = ready ? 1 : 0;
+
+    if (!ready || warned_standalone || !ngx_levee_link_standalone()) {
+        return;
+    }
+
+    warned_standalone = 1;
+    zones = (ngx_http_levee_limit_zone_t **) ngx_http_levee_limit_mcf->zones.elts;
+
+    for (i = 0; i < ngx_http_levee_limit_mcf->zones.nelts; i++) {
+        if (zones[i]->global) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "levee_limit_zone \"%V\" is scope=global but leveed "
+                          "is standalone: N nginx hosts each admit the full rate",
+                          &zones[i]->name);
+        }
+    }
 }
 
 

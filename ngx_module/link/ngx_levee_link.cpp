@@ -32,6 +32,7 @@ typedef struct {
     ngx_event_t                hello_timer;   /* leveed must answer the hello in time */
     levee_backoff_t            backoff;
     ngx_levee_link_state_e     state;
+    ngx_flag_t                 standalone;    /* from the current hello reply */
     uint64_t                   next_request_id;
     std::vector<uint8_t>      *in;
     std::vector<uint8_t>      *out;
@@ -144,6 +145,14 @@ ngx_flag_t
 ngx_levee_link_ready(void)
 {
     return ngx_levee_link.state == NGX_LEVEE_LINK_READY;
+}
+
+
+ngx_flag_t
+ngx_levee_link_standalone(void)
+{
+    return ngx_levee_link.state == NGX_LEVEE_LINK_READY
+           && ngx_levee_link.standalone;
 }
 
 
@@ -515,6 +524,7 @@ ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
         }
 
         link->state = NGX_LEVEE_LINK_READY;
+        link->standalone = reply->standalone ? 1 : 0;
         levee_backoff_reset(&link->backoff);
 
         if (link->hello_timer.timer_set) {
@@ -522,9 +532,10 @@ ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
         }
 
         ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
-                      "levee: connected to sidecar %V (%s, protocol %ui)",
+                      "levee: connected to sidecar %V (%s, protocol %ui%s)",
                       &link->name, reply->server,
-                      (ngx_uint_t) reply->protocol_version);
+                      (ngx_uint_t) reply->protocol_version,
+                      link->standalone ? ", standalone" : "");
         ngx_levee_link_notify(1);
         return link->state == NGX_LEVEE_LINK_READY ? NGX_OK : NGX_ERROR;
 

@@ -30,6 +30,14 @@ void ngx_levee_link_stop(void);
 /* True once leveed accepted this worker's hello on the current connection. */
 ngx_flag_t ngx_levee_link_ready(void);
 
+/*
+ * True while the link is ready and leveed said at hello that it is
+ * standalone (no Redis): its limits, presence and registry are its own, so
+ * each nginx host with its own leveed counts scope=global limits alone.
+ * State handlers called with ready=1 already see the new connection's value.
+ */
+ngx_flag_t ngx_levee_link_standalone(void);
+
 /* Capabilities register from their init_process handlers. */
 ngx_int_t ngx_levee_link_on_frame(Levee__Frame__BodyCase body,
     ngx_levee_link_frame_pt handler, void *data);

@@ -10,6 +10,9 @@
 
 #include <sys/un.h>
 
+#include "host_port.hpp"
+#include "mongo_uri.hpp"
+
 namespace levee {
 namespace {
 
@@ -94,12 +97,11 @@ const std::map<std::string, Setter> &setters() {
         {"socket_group", [](const std::string &v, Config &c) -> std::string { c.socket_group = v; return ""; }},
         {"redis",
          [](const std::string &v, Config &c) -> std::string {
-             std::stringstream ss(v);
-             std::string item;
-             while (std::getline(ss, item, ',')) {
-                 if (!valid_host_port(trim(item))) {
-                     return "invalid redis seed \"" + item + "\", expected HOST:PORT[,HOST:PORT...]";
-                 }
+             // The parser the client starts with: what passes here starts.
+             std::vector<redis::HostPort> seeds;
+             std::string error;
+             if (!redis::parse_host_ports(v, seeds, error)) {
+                 return "invalid redis seeds: " + error + ", expected HOST:PORT[,HOST:PORT...]";
              }
              c.redis_seeds = v;
              return "";
@@ -127,6 +129,10 @@ const std::map<std::string, Setter> &setters() {
          [](const std::string &v, Config &c) -> std::string {
              if (v.rfind("mongodb://", 0) != 0 && v.rfind("mongodb+srv://", 0) != 0) {
                  return "mongo must be a mongodb:// URI";
+             }
+             std::string error;
+             if (!valid_mongo_uri(v, error)) {
+                 return "invalid mongo URI " + redact_mongo_uri(v) + ": " + error;
              }
              c.mongo_uri = v;
              return "";
@@ -254,6 +260,14 @@ std::vector<ConfigError> parse_config(const std::string &text, Config &config) {
         }
     }
     return errors;
+}
+
+std::vector<std::string> setting_names() {
+    std::vector<std::string> names;
+    for (const auto &entry : setters()) {
+        names.push_back(entry.first);
+    }
+    return names;
 }
 
 std::string apply_setting(const std::string &key, const std::string &value, Config &config) {

@@ -43,7 +43,9 @@ struct Config {
     // Every leveed writing to one cluster must use the same value.
     std::uint32_t presence_buckets = 64;
 
-    bool standalone() const { return redis_seeds.empty() && mongo_uri.empty(); }
+    // No Redis Cluster: limits, presence and the registry live in this
+    // process, so every nginx host pointed at its own leveed counts alone.
+    bool standalone() const { return redis_seeds.empty(); }
 };
 
 struct ConfigError {
@@ -58,6 +60,9 @@ std::vector<ConfigError> parse_config(const std::string &text, Config &config);
 // Applies one setting, as a line of the file would; returns an error or "".
 // Command-line overrides go through here so they are checked the same way.
 std::string apply_setting(const std::string &key, const std::string &value, Config &config);
+
+// Every key a file may set, in alphabetical order.
+std::vector<std::string> setting_names();
 
 // Reads and parses a file; an unreadable file is one error at line 0.
 std::vector<ConfigError> load_config_file(const std::string &path, Config &config);

@@ -1,5 +1,9 @@
 #include "mongo_uri.hpp"
 
+#include <memory>
+
+#include <mongoc/mongoc.h>
+
 namespace levee {
 
 std::string redact_mongo_uri(std::string_view uri) {
@@ -27,6 +31,17 @@ std::string redact_mongo_uri(std::string_view uri) {
     out += "***";
     out += uri.substr(start + at);
     return out;
+}
+
+bool valid_mongo_uri(const std::string &uri, std::string &error) {
+    bson_error_t err;
+    std::unique_ptr<mongoc_uri_t, void (*)(mongoc_uri_t *)> parsed(mongoc_uri_new_with_error(uri.c_str(), &err),
+                                                                   mongoc_uri_destroy);
+    if (!parsed) {
+        error = err.message;
+        return false;
+    }
+    return true;
 }
 
 } // namespace levee

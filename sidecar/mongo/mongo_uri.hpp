@@ -9,4 +9,8 @@ namespace levee {
 
 std::string redact_mongo_uri(std::string_view uri);
 
+// Whether libmongoc accepts the URI, as leveed's start would parse it;
+// `error` is libmongoc's reason, which never quotes a password.
+bool valid_mongo_uri(const std::string &uri, std::string &error);
+
 } // namespace levee

@@ -54,6 +54,11 @@ void PresenceWriter::poke() {
     cv_.notify_one();
 }
 
+void PresenceWriter::set_flush_ms(std::uint32_t flush_ms) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    options_.flush_ms = flush_ms;
+}
+
 bool PresenceWriter::prepare_collection() {
     PooledClient client(pool_);
     bson_error_t err;

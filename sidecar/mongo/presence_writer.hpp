@@ -39,6 +39,8 @@ class PresenceWriter {
     void start();
     // Wakes the writer now rather than at the next interval.
     void poke();
+    // A reload: the writer waits the new interval from its next round on.
+    void set_flush_ms(std::uint32_t flush_ms);
 
   private:
     void run();

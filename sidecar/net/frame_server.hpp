@@ -41,6 +41,8 @@ class FrameServer : public FrameSink {
     // Closes every connection and removes the socket.
     void shutdown();
     std::size_t connection_count() const { return connections_.size(); }
+    // A reload: applies to the next accept, open connections stay.
+    void set_max_connections(std::uint32_t n) { options_.max_connections = n; }
     // Replies to slow work go through here: the connection may be gone.
     FrameConnection *find(std::uint64_t id) const;
 

@@ -23,6 +23,30 @@ bool someone_listens(const sockaddr_un &addr) {
     return ok;
 }
 
+// A plain `leveed` binds /run/levee/leveed.sock where no systemd
+// RuntimeDirectory= made /run/levee: make that one level, readable by nginx.
+bool ensure_parent_dir(const std::string &path, std::string &error) {
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) {
+        return true;
+    }
+    const std::string dir = path.substr(0, slash);
+    struct stat st;
+    if (::stat(dir.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            return true;
+        }
+        error = "the socket's directory " + dir + " is not a directory";
+        return false;
+    }
+    if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) {
+        return true;
+    }
+    error = "cannot create the socket's directory " + dir + ": " + std::strerror(errno) +
+            " (create it, e.g. with systemd's RuntimeDirectory=levee, or give --socket PATH)";
+    return false;
+}
+
 } // namespace
 
 std::unique_ptr<UnixListener> UnixListener::open(event_base *base, const std::string &path, unsigned mode,
@@ -36,6 +60,9 @@ std::unique_ptr<UnixListener> UnixListener::open(event_base *base, const std::st
     }
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
+    if (!ensure_parent_dir(path, error)) {
+        return nullptr;
+    }
     struct stat st;
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {

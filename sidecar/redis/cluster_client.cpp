@@ -109,6 +109,22 @@ void ClusterClient::start(std::function<void(bool ok, const std::string &error)>
     run_refresh(true);
 }
 
+void ClusterClient::set_wait(int replicas, int timeout_ms) {
+    opts_.wait_replicas = replicas;
+    opts_.wait_timeout_ms = timeout_ms;
+    for (auto &entry : nodes_) {
+        entry.second->set_wait(replicas, timeout_ms);
+    }
+}
+
+void ClusterClient::set_auth(const std::string &user, const std::string &password) {
+    opts_.user = user;
+    opts_.password = password;
+    for (auto &entry : nodes_) {
+        entry.second->set_auth(user, password);
+    }
+}
+
 NodeConnection &ClusterClient::node(const HostPort &addr) {
     std::string name = addr.str();
     auto it = nodes_.find(name);

@@ -117,6 +117,13 @@ public:
     const ClusterStats &stats() const { return stats_; }
     std::size_t in_flight() const { return commands_.size(); }
 
+    // A reload: every node, and those found later, WAIT this way for the
+    // commands sent from now on.
+    void set_wait(int replicas, int timeout_ms);
+    // A reload: connections opened from now on (reconnects, new nodes)
+    // authenticate this way; open ones stay as they are.
+    void set_auth(const std::string &user, const std::string &password);
+
     // Calls `done` once every in-flight command has completed (at once if
     // none is). Commands issued meanwhile are waited for too.
     void drain(std::function<void()> done);

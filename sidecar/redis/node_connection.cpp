@@ -90,6 +90,7 @@ bool NodeConnection::connect(std::string &error) {
     connected_ = false;
     connect_started_ms_ = now_ms();
     auth_refused_ = false;
+    sent_password_ = opts_.password;
     if (!opts_.password.empty()) {
         std::vector<std::string> auth{"AUTH"};
         if (!opts_.user.empty()) {
@@ -126,8 +127,9 @@ bool NodeConnection::append(Kind kind, uint64_t id, const std::vector<std::strin
         error = "connection closing";
         return false;
     }
-    sent_.push_back(Sent{kind, id, generation_, now_ms()});
-    if (kind == Kind::Command && opts_.wait_replicas > 0) {
+    const bool waits = kind == Kind::Command && opts_.wait_replicas > 0;
+    sent_.push_back(Sent{kind, id, generation_, now_ms(), waits});
+    if (waits) {
         wait_needed_ = true;
         if (!wait_in_flight_) {
             schedule_deferred();
@@ -322,7 +324,7 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
         break;
     }
     case Kind::Command:
-        if (self->opts_.wait_replicas > 0) {
+        if (sent.waits) {
             self->held_.push_back(Held{sent.id, Reply::from_hiredis(*r)});
         } else {
             const Reply copy = Reply::from_hiredis(*r);
@@ -361,9 +363,9 @@ void NodeConnection::on_auth_reply(const redisReply &r) {
     // Redis does not echo the password back; something in front of it might,
     // and this text is logged.
     constexpr std::string_view kMask = "<password>";
-    for (auto at = auth_error_.find(opts_.password); at != std::string::npos;
-         at = auth_error_.find(opts_.password, at + kMask.size())) {
-        auth_error_.replace(at, opts_.password.size(), kMask);
+    for (auto at = sent_password_.empty() ? std::string::npos : auth_error_.find(sent_password_);
+         at != std::string::npos; at = auth_error_.find(sent_password_, at + kMask.size())) {
+        auth_error_.replace(at, sent_password_.size(), kMask);
     }
     last_error_ = "AUTH failed: " + auth_error_;
     // A refused AUTH is a failed connect: the same backoff before the next.

@@ -113,6 +113,17 @@ public:
     // Redis refused this connection's AUTH: that is why it is going down.
     // Valid in on_node_down (and until the next connect).
     bool auth_refused() const { return auth_refused_; }
+    // A reload: commands sent from now on follow the new WAIT settings.
+    void set_wait(int replicas, int timeout_ms) {
+        opts_.wait_replicas = replicas;
+        opts_.wait_timeout_ms = timeout_ms;
+    }
+    // A reload: the next connection (a reconnect) sends this AUTH; the open
+    // one stays authenticated as it is.
+    void set_auth(std::string user, std::string password) {
+        opts_.user = std::move(user);
+        opts_.password = std::move(password);
+    }
     // Redis's answer to the last refused AUTH ("WRONGPASS ...").
     const std::string &auth_error() const { return auth_error_; }
     // AUTHs refused since one was last accepted.
@@ -127,6 +138,9 @@ private:
         uint64_t id;
         uint64_t generation; // which hiredis context it went out on
         int64_t sent_ms;
+        // Whether a WAIT follows it: fixed when sent, so that a reload
+        // changing wait_replicas never holds a reply no WAIT will release.
+        bool waits;
     };
     struct Held {
         uint64_t id;
@@ -171,6 +185,7 @@ private:
     bool destroying_ = false;
     bool auth_refused_ = false; // on the current context
     std::string auth_error_;
+    std::string sent_password_; // the AUTH of the current connection, masked in its error
     int auth_refusals_ = 0;
 
     std::deque<Sent> sent_;

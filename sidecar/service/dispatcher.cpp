@@ -30,8 +30,9 @@ const char *frame_type_name(Levee__Frame__BodyCase body) {
 }
 
 Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit,
-                       RegistryService &registry)
-    : metrics_(metrics), probe_(probe), presence_(presence), limit_(limit), registry_(registry) {
+                       RegistryService &registry, bool standalone)
+    : metrics_(metrics), probe_(probe), presence_(presence), limit_(limit), registry_(registry),
+      standalone_(standalone) {
     metrics_.describe("leveed_frames_in_total", "counter", "Frames received, by message type.");
     metrics_.describe("leveed_frames_out_total", "counter", "Frames sent, by message type.");
     metrics_.describe("leveed_replies_dropped_total", "counter", "Replies whose connection closed first.");
@@ -102,6 +103,7 @@ void Dispatcher::on_hello(FrameConnection &conn, const Levee__Frame &frame) {
     out.hello_reply = &reply;
     reply.protocol_version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
     reply.server = const_cast<char *>(kServerName);
+    reply.standalone = standalone_;
 
     conn.peer = std::string(hello.client) + " pid=" + std::to_string(hello.pid);
 

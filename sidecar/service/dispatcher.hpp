@@ -17,8 +17,9 @@ class Metrics;
 
 class Dispatcher : public FrameHandler {
   public:
+    // `standalone`: no Redis behind this leveed, said to nginx in each hello reply.
     Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit,
-               RegistryService &registry);
+               RegistryService &registry, bool standalone);
     void attach(FrameServer &server) { server_ = &server; }
     void handle(FrameConnection &conn, FramePtr frame) override;
 
@@ -34,6 +35,7 @@ class Dispatcher : public FrameHandler {
     LimitService &limit_;
     RegistryService &registry_;
     FrameServer *server_ = nullptr;
+    bool standalone_;
 };
 
 const char *frame_type_name(Levee__Frame__BodyCase body);

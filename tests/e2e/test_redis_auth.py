@@ -154,6 +154,18 @@ def test_refused_auth_fails_the_probe_in_bounded_time_and_logs_no_password(
     assert len(re.findall(r"redis_auth_failed node=127\.0\.0\.1:" + m.group(1) + r"\b", log)) == 1, log
 
 
+def test_sighup_takes_a_corrected_password_without_a_restart(auth_cluster, mongo_db, make_leveed, levee_build):
+    d = make_leveed(redis_seeds=auth_cluster.seeds[:1], mongo_uri=mongo_db.uri, settings={"redis_password": WRONG})
+    d.wait_for_log(r"\berror redis_auth_failed node=")
+    pid = d.pid
+    reloaded = d.reload({"redis_password": PASSWORD})
+    assert re.search(r"config_reloaded changed=redis_password restart_needed=-$", reloaded, re.M), reloaded
+    # the next reconnect (within the reconnect backoff) sends the new AUTH
+    probe_ok(levee_build, d, auth_cluster, "auth-reloaded", "after-sighup")
+    assert d.pid == pid, "the same process, not a restart"
+    assert WRONG not in d.log() and PASSWORD not in d.log()
+
+
 # ---------------------------------------------------------------- --check-config
 
 GOOD_PREFIX = "socket /tmp/levee-auth.sock\nredis 127.0.0.1:7000\n# the secret\n"

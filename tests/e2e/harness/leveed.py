@@ -28,6 +28,11 @@ class Leveed(Component):
     ``env``: extra environment variables for leveed (e.g.
     ``{"LEVEE_REDIS_PASSWORD": ...}``). A ``LEVEE_REDIS_PASSWORD`` of the
     test run's own environment is not passed on: only ``env`` sets it.
+    ``config_via``: how leveed finds its settings: ``"flag"`` (``--config``),
+    ``"env"`` (no argument; ``LEVEE_CONFIG`` names the generated file, as
+    /etc/levee/leveed.conf would be found) or ``"none"`` (no argument and no
+    file: the built-in defaults; the socket then comes from ``--socket``,
+    added here, and the log goes to stderr).
     """
 
     kind = "leveed"
@@ -37,7 +42,8 @@ class Leveed(Component):
                  extra_config: str = "", *, log_level: str = "debug",
                  socket_mode: str | None = None, metrics: bool = False,
                  settings: dict | None = None, args: list[str] | None = None,
-                 env: dict | None = None, start_timeout: float = 15.0) -> None:
+                 env: dict | None = None, start_timeout: float = 15.0,
+                 config_via: str = "flag") -> None:
         super().__init__()
         self.binary = os.path.abspath(binary)
         self.dir = _proc.component_dir("leveed")
@@ -56,6 +62,9 @@ class Leveed(Component):
         self.args = list(args or [])
         self.env = {k: str(v) for k, v in (env or {}).items()}
         self.start_timeout = start_timeout
+        if config_via not in ("flag", "env", "none"):
+            raise HarnessError(f"config_via must be flag, env or none, not {config_via!r}")
+        self.config_via = config_via
         self.proc = None
         self.settings: dict[str, str] = {"socket": self.socket_path}
         if socket_mode is not None:
@@ -97,10 +106,17 @@ class Leveed(Component):
         if not os.path.isfile(self.binary):
             raise HarnessError(f"leveed binary not found: {self.binary}")
         self.write_config()
-        env = {k: v for k, v in os.environ.items() if k != "LEVEE_REDIS_PASSWORD"}
+        env = {k: v for k, v in os.environ.items() if k not in ("LEVEE_REDIS_PASSWORD", "LEVEE_CONFIG")}
+        if self.config_via == "flag":
+            argv = [self.binary, "--config", self.config_path, *self.args]
+        elif self.config_via == "env":
+            env["LEVEE_CONFIG"] = self.config_path
+            argv = [self.binary, *self.args]
+        else:
+            env["LEVEE_CONFIG"] = os.path.join(self.dir, "absent.conf")
+            argv = [self.binary, "--socket", self.socket_path, *self.args]
         env.update(self.env)
-        self.proc = _proc.spawn([self.binary, "--config", self.config_path, *self.args],
-                                log_path=self.stdout_path, cwd=self.dir, env=env)
+        self.proc = _proc.spawn(argv, log_path=self.stdout_path, cwd=self.dir, env=env)
         try:
             self.wait_socket(self.start_timeout)
         except HarnessError as e:
@@ -145,6 +161,33 @@ class Leveed(Component):
 
     def send_signal(self, sig: int) -> None:
         os.kill(self.proc.pid, sig)
+
+    def reload(self, settings: dict | None = None, extra_config: str | None = None,
+               wait: bool = True) -> str:
+        """Rewrites the config (``settings`` merged in, ``extra_config``
+        replaced when given), sends SIGHUP and, with ``wait``, returns the log
+        written from the signal up to the reload's ``config_reloaded`` or
+        ``config_reload_failed`` line."""
+        if settings:
+            self.settings.update({k: str(v) for k, v in settings.items()})
+        if extra_config is not None:
+            self.extra_config = extra_config
+        self.write_config()
+        since = len(self.log())
+        self.send_signal(signal.SIGHUP)
+        if not wait:
+            return ""
+        pat = re.compile(r"^.* (config_reloaded|config_reload_failed) .*$", re.M)
+        deadline = time.monotonic() + 10
+        while True:
+            text = self.log()[since:]
+            m = pat.search(text)
+            if m:
+                return text[:m.end()]
+            if time.monotonic() > deadline:
+                raise AssertionError("leveed did not report the reload after SIGHUP:\n"
+                                     + _proc.tail(self.log_file, 30))
+            time.sleep(0.05)
 
     def restart(self, kill: bool = False) -> None:
         """Stop (SIGTERM, or SIGKILL with ``kill``) and start again with the

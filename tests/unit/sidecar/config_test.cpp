@@ -78,6 +78,19 @@ TEST(Config, PresenceBucketsAreBounded) {
     EXPECT_EQ(levee::parse_config("presence_buckets 16385\n", d).size(), 1u);
 }
 
+// --check-config said ok to these, then leveed refused to start with them.
+TEST(Config, RefusesWhatStartupWouldRefuse) {
+    levee::Config c;
+    EXPECT_NE(levee::apply_setting("redis", "::1:7000", c), "") << "unbracketed IPv6";
+    EXPECT_NE(levee::apply_setting("redis", "127.0.0.1:7000,", c), "") << "empty entry";
+    EXPECT_EQ(levee::apply_setting("redis", "[::1]:7000, 127.0.0.1:7001", c), "");
+    EXPECT_NE(levee::apply_setting("mongo", "mongodb://127.0.0.1:notaport/", c), "");
+    const std::string err = levee::apply_setting("mongo", "mongodb://u:hidden@127.0.0.1:99999/", c);
+    EXPECT_NE(err, "");
+    EXPECT_EQ(err.find("hidden"), std::string::npos) << err;
+    EXPECT_EQ(levee::apply_setting("mongo", "mongodb://u:p@127.0.0.1:27017/?appname=leveed", c), "");
+}
+
 TEST(Config, RefusesASettingGivenTwice) {
     levee::Config c;
     const auto errors = levee::parse_config("socket /a\nsocket /b\n", c);
