@@ -91,7 +91,7 @@ ngx_http_levee_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = (ngx_str_t *) cf->args->elts;
 
-    err = levee_sidecar_url_parse((const char *) value[1].data, value[1].len,
+    err = levee::link::parse_sidecar_url((const char *) value[1].data, value[1].len,
                                   (char *) lmcf->sidecar_path);
     if (err != NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

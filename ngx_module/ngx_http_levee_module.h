@@ -8,13 +8,13 @@ extern "C" {
 #include <ngx_http.h>
 }
 
-#include "core/link/sidecar_url.h"
+#include "core/link/sidecar_url.hpp"
 
 #define NGX_HTTP_LEVEE_VERSION "0.1.0"
 
 typedef struct {
     ngx_flag_t  sidecar_set;
-    u_char      sidecar_path[LEVEE_SIDECAR_PATH_MAX + 1];
+    u_char      sidecar_path[levee::link::kSidecarPathMax + 1];
 } ngx_http_levee_main_conf_t;
 
 extern "C" ngx_module_t ngx_http_levee_module;

@@ -1,15 +1,8 @@
-#include "core/link/backoff.h"
+#include "core/link/backoff.hpp"
 
-extern "C" void levee_backoff_init(levee_backoff_t *b, uint32_t base_ms, uint32_t cap_ms, uint64_t seed) {
-    b->base_ms = base_ms == 0 ? 1 : base_ms;
-    b->cap_ms = cap_ms < b->base_ms ? b->base_ms : cap_ms;
-    b->attempt = 0;
-    b->rng = seed == 0 ? 0x9e3779b97f4a7c15ull : seed;
-}
+namespace levee::link {
 
-extern "C" void levee_backoff_reset(levee_backoff_t *b) { b->attempt = 0; }
-
-extern "C" uint32_t levee_backoff_delay(uint32_t doublings, uint32_t base_ms, uint32_t cap_ms, uint64_t random) {
+uint32_t backoff_delay(uint32_t doublings, uint32_t base_ms, uint32_t cap_ms, uint64_t random) {
     const uint64_t base = base_ms == 0 ? 1 : base_ms;
     const uint64_t cap = cap_ms < base ? base : cap_ms;
     uint64_t d = base;
@@ -23,13 +16,22 @@ extern "C" uint32_t levee_backoff_delay(uint32_t doublings, uint32_t base_ms, ui
     return static_cast<uint32_t>(d - half + random % (half + 1));
 }
 
-extern "C" uint32_t levee_backoff_next(levee_backoff_t *b) {
-    b->rng ^= b->rng << 13;
-    b->rng ^= b->rng >> 7;
-    b->rng ^= b->rng << 17;
-    const uint32_t delay = levee_backoff_delay(b->attempt, b->base_ms, b->cap_ms, b->rng);
-    if (b->attempt < 64) {
-        b->attempt++;
+void Backoff::init(uint32_t base, uint32_t cap, uint64_t seed) {
+    base_ms = base == 0 ? 1 : base;
+    cap_ms = cap < base_ms ? base_ms : cap;
+    attempt = 0;
+    rng = seed == 0 ? 0x9e3779b97f4a7c15ull : seed;
+}
+
+uint32_t Backoff::next() {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    const uint32_t delay = backoff_delay(attempt, base_ms, cap_ms, rng);
+    if (attempt < 64) {
+        attempt++;
     }
     return delay;
 }
+
+} // namespace levee::link

@@ -1,8 +1,10 @@
-#include "core/link/sidecar_url.h"
+#include "core/link/sidecar_url.hpp"
 
 #include <cstring>
 
-extern "C" const char *levee_sidecar_url_parse(const char *url, size_t len, char *path) {
+namespace levee::link {
+
+const char *parse_sidecar_url(const char *url, size_t len, char *path) {
     static const char prefix[] = "unix:";
     const size_t prefix_len = sizeof(prefix) - 1;
 
@@ -20,7 +22,7 @@ extern "C" const char *levee_sidecar_url_parse(const char *url, size_t len, char
     if (p[0] != '/') {
         return "socket path must be absolute";
     }
-    if (n > LEVEE_SIDECAR_PATH_MAX) {
+    if (n > kSidecarPathMax) {
         return "socket path is longer than 107 bytes (the limit of sun_path)";
     }
     if (std::memchr(p, '\0', n) != nullptr) {
@@ -30,3 +32,5 @@ extern "C" const char *levee_sidecar_url_parse(const char *url, size_t len, char
     path[n] = '\0';
     return nullptr;
 }
+
+} // namespace levee::link

@@ -6,7 +6,7 @@
 #include "ngx_levee_link.h"
 #include "ngx_http_levee_module.h"
 
-#include "core/link/backoff.h"
+#include "core/link/backoff.hpp"
 #include "frame_codec.hpp"
 
 #include <sys/un.h>
@@ -27,10 +27,10 @@ typedef struct {
     ngx_peer_connection_t      peer;
     struct sockaddr_un         sockaddr;
     ngx_str_t                  name;
-    u_char                     name_buf[sizeof("unix:") + LEVEE_SIDECAR_PATH_MAX];
+    u_char                     name_buf[sizeof("unix:") + levee::link::kSidecarPathMax];
     ngx_event_t                reconnect;
     ngx_event_t                hello_timer;   /* leveed must answer the hello in time */
-    levee_backoff_t            backoff;
+    levee::link::Backoff      backoff;
     ngx_levee_link_state_e     state;
     ngx_flag_t                 standalone;    /* from the current hello reply */
     uint64_t                   next_request_id;
@@ -99,7 +99,7 @@ ngx_levee_link_start(ngx_cycle_t *cycle, const char *socket_path)
     link->in = &ngx_levee_link_in;
     link->out = &ngx_levee_link_out;
 
-    levee_backoff_init(&link->backoff, NGX_LEVEE_RECONNECT_MIN_MS,
+    link->backoff.init(NGX_LEVEE_RECONNECT_MIN_MS,
                        NGX_LEVEE_RECONNECT_MAX_MS,
                        ((uint64_t) ngx_pid << 32) ^ (uint64_t) ngx_time());
 
@@ -247,7 +247,7 @@ ngx_levee_link_schedule(ngx_levee_link_t *link)
         return;
     }
 
-    delay = levee_backoff_next(&link->backoff);
+    delay = link->backoff.next();
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, link->log, 0,
                    "levee: reconnecting to sidecar in %M ms", delay);
@@ -525,7 +525,7 @@ ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
 
         link->state = NGX_LEVEE_LINK_READY;
         link->standalone = reply->standalone ? 1 : 0;
-        levee_backoff_reset(&link->backoff);
+        link->backoff.reset();
 
         if (link->hello_timer.timer_set) {
             ngx_del_timer(&link->hello_timer);

@@ -5,7 +5,7 @@
 
 #include <event2/event.h>
 
-#include "core/link/backoff.h"
+#include "core/link/backoff.hpp"
 #include "crc16.hpp"
 #include "log.hpp"
 
@@ -291,7 +291,7 @@ void ClusterClient::park(Command &c, std::string why, bool timeout) {
     ++c.attempts;
     ++stats_.retries;
     const int64_t now = now_ms();
-    const int64_t delay = levee_backoff_delay(static_cast<uint32_t>(c.attempts - 1),
+    const int64_t delay = levee::link::backoff_delay(static_cast<uint32_t>(c.attempts - 1),
                                               static_cast<uint32_t>(opts_.retry_backoff_min_ms),
                                               static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_());
     // Wake at the deadline at the latest, to fail it then.
@@ -401,7 +401,7 @@ void ClusterClient::request_refresh() {
     const int interval = std::max(opts_.refresh_min_interval_ms,
                                   refresh_failures_ == 0
                                       ? 0
-                                      : static_cast<int>(levee_backoff_delay(
+                                      : static_cast<int>(levee::link::backoff_delay(
                                             static_cast<uint32_t>(refresh_failures_ - 1),
                                             static_cast<uint32_t>(opts_.retry_backoff_min_ms),
                                             static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_())));

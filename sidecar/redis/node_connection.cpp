@@ -9,7 +9,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "core/link/backoff.h"
+#include "core/link/backoff.hpp"
 #include "log.hpp"
 #include "resp_command.hpp"
 
@@ -53,7 +53,7 @@ NodeConnection::~NodeConnection() {
 void NodeConnection::note_connect_failure() {
     ++connect_failures_;
     // the first retry waits the minimum: one doubling per failure after it
-    const uint32_t delay = levee_backoff_delay(
+    const uint32_t delay = levee::link::backoff_delay(
         static_cast<uint32_t>(connect_failures_ - 1), static_cast<uint32_t>(opts_.reconnect_min_ms),
         static_cast<uint32_t>(opts_.reconnect_max_ms), reinterpret_cast<uintptr_t>(this) + now_ms());
     next_connect_ms_ = now_ms() + delay;
