@@ -17,7 +17,7 @@ packages=(
     nginx nginx-dev
     redis-server redis-tools
     libhiredis-dev libmongoc-dev libbson-dev libevent-dev
-    libprotobuf-c-dev protobuf-c-compiler
+    libprotobuf-c-dev protobuf-c-compiler libssl-dev
     libcmocka-dev googletest libgtest-dev
     clang libclang-rt-14-dev
     python3 python3-pytest python3-venv

@@ -82,7 +82,7 @@ std::int64_t now_us() {
 LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_base *base, int deadline_ms)
     : redis_(redis), metrics_(metrics), base_(base), deadline_ms_(deadline_ms) {
     if (redis_ != nullptr) {
-        script_ = std::make_unique<redis::Script>(*redis_, "limit_lease");
+        script_ = std::make_unique<redis::Script>(*redis_, lua::limit_lease());
     }
     metrics_.describe("leveed_limit_leases_total", "counter",
                       "Keys asked for quota, by result (ok, failed, timeout: no answer by the deadline, "

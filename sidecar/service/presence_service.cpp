@@ -65,8 +65,8 @@ PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Docu
     : redis_(redis), spool_(spool), mongo_(mongo), base_(base),
       buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets), metrics_(metrics) {
     if (redis_ != nullptr) {
-        room_beat_ = std::make_unique<redis::Script>(*redis_, "presence_room");
-        room_query_ = std::make_unique<redis::Script>(*redis_, "presence_room_query");
+        room_beat_ = std::make_unique<redis::Script>(*redis_, lua::presence_room());
+        room_query_ = std::make_unique<redis::Script>(*redis_, lua::presence_room_query());
     }
     metrics_.describe("leveed_presence_records_total", "counter", "Presence records received, by result.");
     metrics_.describe("leveed_presence_batches_total", "counter", "Presence batches acknowledged, by result.");
