@@ -29,4 +29,12 @@ extern "C" ngx_module_t ngx_http_levee_module;
 ngx_int_t ngx_http_levee_conf_msec(ngx_str_t *arg, const char *name,
     ngx_msec_t min, ngx_msec_t max, ngx_msec_t *ms, ngx_str_t *time);
 
+/*
+ * From a zone's init handler called with no old data: the zone of the
+ * running configuration that this one replaces because its size changed
+ * (nginx then gives a new, empty zone), or NULL (first start, a new zone).
+ * The old zone is still mapped in the master while the new cycle starts.
+ */
+ngx_shm_zone_t *ngx_http_levee_replaced_zone(ngx_shm_zone_t *shm_zone);
+
 #endif

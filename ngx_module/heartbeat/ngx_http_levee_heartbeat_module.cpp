@@ -353,7 +353,7 @@ ngx_http_levee_hb_handler(ngx_http_request_t *r)
     count = t.header().count;
     ngx_shmtx_unlock(&hmcf->shpool->mutex);
 
-    if (res == BeatResult::kFull || res == BeatResult::kBacklog) {
+    if (res != BeatResult::kStored && res != BeatResult::kCoalesced) {
         if (ngx_http_levee_hb_header(r, "Retry-After",
                                      ngx_max(1, (4 * hmcf->flush + 999) / 1000)) != NGX_OK)
         {
@@ -362,7 +362,8 @@ ngx_http_levee_hb_handler(ngx_http_request_t *r)
 
         return ngx_http_levee_hb_text(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       res == BeatResult::kFull ? "presence table full\n"
-                                                               : "presence backlog full\n");
+                                      : res == BeatResult::kBacklog ? "presence backlog full\n"
+                                      : "presence zone replaced by a reload\n");
     }
 
     /*
@@ -1126,6 +1127,40 @@ ngx_http_levee_hb_register_ttls(ngx_http_levee_hb_main_conf_t *hmcf, ngx_log_t *
 }
 
 
+/*
+ * A reload changed the zone's size, so nginx made a new, empty one. The beats
+ * answered 204 and not yet acknowledged are copied into it here, in the
+ * master, before the new workers start; the old table is retired in the same
+ * critical section, so the old workers, which keep serving until they shut
+ * down, answer 503 to any later beat (the client retries on a new worker)
+ * instead of storing it where nobody would flush it: an exiting worker's link
+ * to leveed is closed with its idle connections.
+ */
+static void
+ngx_http_levee_hb_adopt(ngx_http_levee_hb_main_conf_t *ctx,
+    ngx_http_levee_hb_main_conf_t *octx, size_t old_size, size_t new_size, ngx_log_t *log)
+{
+    size_t      lost;
+    uint64_t    count;
+    ngx_uint_t  level;
+
+    Table  t = ngx_http_levee_hb_table(ctx);
+    Table  o = ngx_http_levee_hb_table(octx);
+
+    ngx_shmtx_lock(&octx->shpool->mutex);
+    count = o.header().count;
+    lost = t.adopt(o);
+    ngx_shmtx_unlock(&octx->shpool->mutex);
+
+    level = lost ? NGX_LOG_WARN : NGX_LOG_NOTICE;
+
+    ngx_log_error(level, log, 0,
+                  "levee_heartbeat_zone changed size from %uz to %uz: the presence zone "
+                  "is re-created; %uL users waiting for leveed's ack moved to it, "
+                  "%uz of them lost (no room)", old_size, new_size, count, lost);
+}
+
+
 static ngx_int_t
 ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
@@ -1133,6 +1168,7 @@ ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_levee_hb_main_conf_t *ctx = (ngx_http_levee_hb_main_conf_t *) shm_zone->data;
     ngx_int_t                      rc;
     size_t                         size;
+    ngx_shm_zone_t                *old;
 
     if (octx != NULL) {
         /* a reload keeps the table and whatever waits in it */
@@ -1184,7 +1220,17 @@ ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
-    return ngx_http_levee_hb_register_ttls(ctx, shm_zone->shm.log);
+    if (ngx_http_levee_hb_register_ttls(ctx, shm_zone->shm.log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    old = ngx_http_levee_replaced_zone(shm_zone);
+    if (old != NULL) {
+        ngx_http_levee_hb_adopt(ctx, (ngx_http_levee_hb_main_conf_t *) old->data,
+                                old->shm.size, shm_zone->shm.size, shm_zone->shm.log);
+    }
+
+    return NGX_OK;
 }
 
 
