@@ -57,6 +57,12 @@ typedef struct {
     uint8_t                      ttl_index[levee::presence::kMaxTtls];
     ngx_flag_t                   zone_set;
     ngx_flag_t                   used;
+    /* where levee_heartbeat_zone, and the first directive that needs leveed, are */
+    u_char                      *zone_file;
+    ngx_uint_t                   zone_line;
+    const char                  *used_by;
+    u_char                      *used_file;
+    ngx_uint_t                   used_line;
 } ngx_http_levee_hb_main_conf_t;
 
 
@@ -1296,7 +1302,11 @@ ngx_http_levee_hb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t   i;
 
     if (hmcf->zone_set) {
-        return (char *) "is duplicate";
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "levee_heartbeat_zone is duplicate (first declared at %s:%ui; "
+                           "one zone serves every location of the http block)",
+                           hmcf->zone_file, hmcf->zone_line);
+        return (char *) NGX_CONF_ERROR;
     }
 
     value = (ngx_str_t *) cf->args->elts;
@@ -1335,6 +1345,8 @@ ngx_http_levee_hb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     hmcf->zone_set = 1;
+    hmcf->zone_file = cf->conf_file->file.name.data;
+    hmcf->zone_line = cf->conf_file->line;
 
     return NGX_CONF_OK;
 
@@ -1343,6 +1355,19 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
 
     return (char *) NGX_CONF_ERROR;
+}
+
+
+/* The zone is used: remember the first directive that needs leveed, for nginx -t. */
+static void
+ngx_http_levee_hb_use(ngx_conf_t *cf, ngx_http_levee_hb_main_conf_t *hmcf, const char *directive)
+{
+    if (!hmcf->used) {
+        hmcf->used = 1;
+        hmcf->used_by = directive;
+        hmcf->used_file = cf->conf_file->file.name.data;
+        hmcf->used_line = cf->conf_file->line;
+    }
 }
 
 
@@ -1496,7 +1521,7 @@ ngx_http_levee_hb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     hlcf->ttl_slot = i;
-    hmcf->used = 1;
+    ngx_http_levee_hb_use(cf, hmcf, "levee_heartbeat");
     hmcf->flush = ngx_min(hmcf->flush, hlcf->flush);
 
     clcf = (ngx_http_core_loc_conf_t *) ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -1542,7 +1567,7 @@ ngx_http_levee_presence(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     hmcf = (ngx_http_levee_hb_main_conf_t *)
                ngx_http_conf_get_module_main_conf(cf, ngx_http_levee_heartbeat_module);
-    hmcf->used = 1;
+    ngx_http_levee_hb_use(cf, hmcf, "levee_presence");
 
     clcf = (ngx_http_core_loc_conf_t *) ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_levee_presence_handler;
@@ -1555,6 +1580,7 @@ static ngx_int_t
 ngx_http_levee_hb_init(ngx_conf_t *cf)
 {
     ngx_str_t                       name = ngx_string("levee_presence");
+    ngx_http_levee_main_conf_t     *lmcf;
     ngx_http_levee_hb_main_conf_t  *hmcf;
 
     hmcf = (ngx_http_levee_hb_main_conf_t *)
@@ -1562,6 +1588,17 @@ ngx_http_levee_hb_init(ngx_conf_t *cf)
 
     if (!hmcf->used) {
         return NGX_OK;
+    }
+
+    lmcf = (ngx_http_levee_main_conf_t *)
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_levee_module);
+
+    /* without leveed a beat would be answered 204 and never flushed */
+    if (lmcf == NULL || !lmcf->sidecar_set) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "%s needs levee_sidecar in the http block in %s:%ui",
+                      hmcf->used_by, hmcf->used_file, hmcf->used_line);
+        return NGX_ERROR;
     }
 
     if (hmcf->flush == NGX_CONF_UNSET_MSEC) {
