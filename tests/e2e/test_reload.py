@@ -9,14 +9,18 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import re
 import signal
+import subprocess
 import threading
 import time
 import uuid
 
 import pytest
 
+from harness.nginx import children_of
+from harness.proc import pid_alive
 from harness.wait import wait_until
 
 PORTS = ("port", "back")
@@ -182,6 +186,45 @@ def test_a_resized_limit_zone_is_re_created_with_a_message(redis_cluster, make_l
                      r"the zone is re-created and its state starts empty", ngx.error_log()), \
         ngx.error_log()[-2000:]
     assert statuses(ngx, "/local", key, 1) == [200], "a new, empty zone"
+
+
+def test_binary_upgrade_starts_local_zones_afresh(redis_cluster, make_leveed, make_nginx):
+    """USR2 + WINCH + QUIT: the new master is a new program; it inherits the
+    listening sockets, not the shared memory (documented in rate-limits.md).
+    nginx ignores USR2 unless it is a daemon: this one is started by hand."""
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds)
+    ngx = make_nginx(LIMIT_CONF, ports=PORTS, sock=leveed.socket_path, rate="1r/m", burst=2, size="1m",
+                     workers=1, start=False)
+    text = ngx.write_config()
+    with open(ngx.conf_path, "w") as f:
+        f.write(text.replace("daemon off;", "daemon on;"))
+    pid_file = f"{ngx.dir}/nginx.pid"
+    masters: list[int] = []
+    try:
+        subprocess.run(ngx._argv(), check=True, timeout=30)
+        masters.append(wait_until(lambda: os.path.exists(pid_file) and int(open(pid_file).read() or 0),
+                                  timeout=10, message="nginx's pid file"))
+        wait_until(lambda: ngx.get("/local", headers={"X-Key": "warm-up"})[0] == 200, timeout=10,
+                   ignore_exceptions=True, message="nginx answering")
+        key = uuid.uuid4().hex
+        assert statuses(ngx, "/local", key, 4) == [200, 200, 200, 429]
+        old_workers = set(children_of(masters[0]))
+
+        os.kill(masters[0], signal.SIGUSR2)
+        masters.append(wait_until(lambda: os.path.exists(pid_file + ".oldbin")
+                                  and int(open(pid_file).read() or 0), timeout=10,
+                                  message="the new master's pid file"))
+        wait_until(lambda: children_of(masters[1]), timeout=10, message="the new master's workers")
+        os.kill(masters[0], signal.SIGWINCH)
+        wait_until(lambda: not any(pid_alive(p) for p in old_workers), timeout=10,
+                   message="the old workers gone")
+        # only the new master's workers answer now: the exhausted key is unknown to them
+        assert statuses(ngx, "/local", key, 4) == [200, 200, 200, 429]
+        assert "re-created" not in ngx.error_log(), "no old zone in the new master: nothing to say"
+    finally:
+        for pid in reversed(masters):
+            os.kill(pid, signal.SIGQUIT)
+            wait_until(lambda: not pid_alive(pid), timeout=10, message=f"nginx master {pid} gone")
 
 
 # ---------------------------------------------------------------- presence
