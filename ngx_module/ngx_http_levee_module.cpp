@@ -138,6 +138,32 @@ ngx_http_levee_conf_msec(ngx_str_t *arg, const char *name, ngx_msec_t min,
 }
 
 
+ngx_int_t
+ngx_http_levee_add_handler_last(ngx_conf_t *cf, ngx_http_phases phase,
+    ngx_http_handler_pt handler)
+{
+    ngx_array_t                *handlers;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = (ngx_http_core_main_conf_t *)
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    handlers = &cmcf->phases[phase].handlers;
+
+    if (ngx_array_push(handlers) == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = (ngx_http_handler_pt *) handlers->elts;
+
+    ngx_memmove(&h[1], &h[0], (handlers->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = handler;
+
+    return NGX_OK;
+}
+
+
 ngx_shm_zone_t *
 ngx_http_levee_replaced_zone(ngx_shm_zone_t *shm_zone)
 {

@@ -8,7 +8,7 @@ extern "C" {
 #include <ngx_http.h>
 }
 
-#include "sidecar_url.h"
+#include "core/link/sidecar_url.h"
 
 #define NGX_HTTP_LEVEE_VERSION "0.1.0"
 
@@ -28,6 +28,17 @@ extern "C" ngx_module_t ngx_http_levee_module;
  */
 ngx_int_t ngx_http_levee_conf_msec(ngx_str_t *arg, const char *name,
     ngx_msec_t min, ngx_msec_t max, ngx_msec_t *ms, ngx_str_t *time);
+
+/*
+ * Adds a handler to a phase so that it runs after every handler already
+ * there. nginx runs a phase's handlers from the last added to the first, and
+ * a dynamic module's postconfiguration comes after every built-in module's:
+ * pushed at the end, a handler would run before realip's location-level
+ * handler and see the proxy's address. Put at the front, it sees what
+ * realip, set, map and the rewrite module produced, as limit_req does.
+ */
+ngx_int_t ngx_http_levee_add_handler_last(ngx_conf_t *cf,
+    ngx_http_phases phase, ngx_http_handler_pt handler);
 
 /*
  * From a zone's init handler called with no old data: the zone of the

@@ -56,6 +56,9 @@ DEMO_CONF = """
             levee_heartbeat key=$arg_user room=$arg_room ttl=180s interval=60s flush=250ms;
         }
         location = /presence {
+            # who is online is personal data: local clients only
+            allow 127.0.0.1;
+            deny all;
             levee_presence;
         }
     }

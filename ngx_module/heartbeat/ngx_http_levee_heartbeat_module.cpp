@@ -20,7 +20,7 @@ extern "C" {
 #include <ngx_http.h>
 }
 
-#include "presence_table.hpp"
+#include "core/presence/presence_table.hpp"
 #include "ngx_http_levee_module.h"
 #include "ngx_levee_link.h"
 

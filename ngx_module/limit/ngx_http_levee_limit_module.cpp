@@ -15,10 +15,10 @@ extern "C" {
 #include <ngx_http.h>
 }
 
-#include "gcra.hpp"
-#include "lease.hpp"
-#include "limit_table.hpp"
-#include "rate_parse.hpp"
+#include "core/limit/gcra.hpp"
+#include "core/limit/lease.hpp"
+#include "core/limit/limit_table.hpp"
+#include "core/limit/rate_parse.hpp"
 #include "ngx_http_levee_module.h"
 #include "ngx_levee_link.h"
 
@@ -28,10 +28,13 @@ using levee::limit::Table;
 using levee::limit::TableHeader;
 
 
-#define NGX_HTTP_LEVEE_LIMIT_PASSED       1
-#define NGX_HTTP_LEVEE_LIMIT_LIMITED      2
-#define NGX_HTTP_LEVEE_LIMIT_DRY_RUN      3
-#define NGX_HTTP_LEVEE_LIMIT_UNAVAILABLE  4
+/* $levee_limit_status, limit_req's values plus UNAVAILABLE */
+#define NGX_HTTP_LEVEE_LIMIT_PASSED            1
+#define NGX_HTTP_LEVEE_LIMIT_DELAYED           2
+#define NGX_HTTP_LEVEE_LIMIT_REJECTED          3
+#define NGX_HTTP_LEVEE_LIMIT_DELAYED_DRY_RUN   4
+#define NGX_HTTP_LEVEE_LIMIT_REJECTED_DRY_RUN  5
+#define NGX_HTTP_LEVEE_LIMIT_UNAVAILABLE       6
 
 #define NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN    0
 #define NGX_HTTP_LEVEE_LIMIT_FAIL_CLOSED  1
@@ -62,6 +65,8 @@ typedef struct {
     levee::limit::GcraParams     gcra;
     ngx_uint_t                   burst;
     ngx_flag_t                   global;
+    u_char                      *file;        /* where it is declared */
+    ngx_uint_t                   line;
     ngx_msec_t                   sync;
     uint64_t                     refill_per_sync;
     uint64_t                     logged_evictions;   /* worker-local */
@@ -70,7 +75,8 @@ typedef struct {
 
 typedef struct {
     ngx_http_levee_limit_zone_t *zone;
-    unsigned                     nodelay:1;
+    levee::limit::GcraParams     gcra;        /* the zone's rate, this burst */
+    uint64_t                     delay;       /* excess passed at once */
     unsigned                     dry_run:1;
 } ngx_http_levee_limit_t;
 
@@ -86,13 +92,19 @@ typedef struct {
     ngx_uint_t                   status_code;
     ngx_flag_t                   headers;
     ngx_uint_t                   fail;
+    ngx_flag_t                   dry_run;
+    ngx_uint_t                   log_level;
+    ngx_uint_t                   delay_log_level;
 } ngx_http_levee_limit_loc_conf_t;
 
 
 typedef struct {
     uint64_t                     remaining;
     uint64_t                     reset_us;
+    uint64_t                     excess_us;   /* local: backlog on arrival */
+    ngx_msec_t                   delay;       /* what this limit asks */
     unsigned                     applied:1;
+    unsigned                     unavailable:1; /* global count away: fail mode */
     unsigned                     committed:1;
     unsigned                     counted:1;    /* in the key's demand already */
     unsigned                     may_wait:1;   /* for a first lease */
@@ -111,6 +123,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_levee_limit_handler(ngx_http_request_t *r);
+static ngx_http_levee_limit_ctx_t *ngx_http_levee_limit_get_ctx(ngx_http_request_t *r);
+static void ngx_http_levee_limit_cleanup(void *data);
 static void ngx_http_levee_limit_delay(ngx_http_request_t *r);
 static ngx_int_t ngx_http_levee_limit_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_levee_limit_status_variable(ngx_http_request_t *r,
@@ -137,6 +151,15 @@ static ngx_conf_enum_t  ngx_http_levee_limit_fail_modes[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_levee_limit_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_levee_limit_status_bounds = {
     ngx_conf_check_num_bounds, 400, 599
 };
@@ -152,7 +175,7 @@ static ngx_command_t  ngx_http_levee_limit_commands[] = {
       NULL },
 
     { ngx_string("levee_limit"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_levee_limit,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -171,6 +194,20 @@ static ngx_command_t  ngx_http_levee_limit_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_levee_limit_loc_conf_t, headers),
       NULL },
+
+    { ngx_string("levee_limit_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_levee_limit_loc_conf_t, dry_run),
+      NULL },
+
+    { ngx_string("levee_limit_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_levee_limit_loc_conf_t, log_level),
+      &ngx_http_levee_limit_log_levels },
 
     { ngx_string("levee_limit_fail"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -223,8 +260,10 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_str_t  ngx_http_levee_limit_status_names[] = {
     ngx_null_string,
     ngx_string("PASSED"),
-    ngx_string("LIMITED"),
-    ngx_string("DRY_RUN"),
+    ngx_string("DELAYED"),
+    ngx_string("REJECTED"),
+    ngx_string("DELAYED_DRY_RUN"),
+    ngx_string("REJECTED_DRY_RUN"),
     ngx_string("UNAVAILABLE")
 };
 
@@ -297,8 +336,7 @@ ngx_http_levee_limit_now_us(void)
 /* Decides one limit for a request; called with the zone unlocked. */
 static ngx_int_t
 ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit,
-    ngx_http_levee_limit_loc_conf_t *llcf, ngx_http_levee_limit_result_t *res,
-    ngx_msec_t *delay)
+    ngx_http_levee_limit_loc_conf_t *llcf, ngx_http_levee_limit_result_t *res)
 {
     ngx_http_levee_limit_zone_t  *zone = limit->zone;
     Entry                        *e;
@@ -349,16 +387,17 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     res->applied = 1;
 
     if (!zone->global) {
-        d = levee::limit::gcra_take(zone->gcra, e->tat, now);
+        d = levee::limit::gcra_take(limit->gcra, e->tat, now);
         ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        res->excess_us = d.excess_us;
 
         if (d.allowed) {
             res->committed = 1;
             res->remaining = d.remaining;
             res->reset_us = d.reset_us;
-            if (!limit->nodelay && d.delay_us >= 1000) {
-                *delay = ngx_max(*delay, (ngx_msec_t) (d.delay_us / 1000));
-            }
+            res->delay = (ngx_msec_t) (levee::limit::gcra_delay_us(limit->gcra, d, limit->delay)
+                                       / 1000);
             return NGX_OK;
         }
 
@@ -386,6 +425,7 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
         rc = NGX_OK;
 
     } else if (!available) {
+        res->unavailable = 1;
         rc = llcf->fail == NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN ? NGX_DECLINED : NGX_ABORT;
 
     } else {
@@ -416,10 +456,11 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
 
 /* Gives back what a limit took when a later limit refuses the request. */
 static void
-ngx_http_levee_limit_refund(ngx_http_levee_limit_zone_t *zone,
+ngx_http_levee_limit_refund(ngx_http_levee_limit_t *limit,
     ngx_http_levee_limit_result_t *res)
 {
-    Entry  *e;
+    Entry                        *e;
+    ngx_http_levee_limit_zone_t  *zone = limit->zone;
 
     Table  t = ngx_http_levee_limit_table(zone);
 
@@ -432,7 +473,7 @@ ngx_http_levee_limit_refund(ngx_http_levee_limit_zone_t *zone,
             t.global(e)->tokens++;
 
         } else {
-            levee::limit::gcra_refund(zone->gcra, e->tat);
+            levee::limit::gcra_refund(limit->gcra, e->tat);
         }
     }
 
@@ -440,19 +481,89 @@ ngx_http_levee_limit_refund(ngx_http_levee_limit_zone_t *zone,
 }
 
 
+/* One line per refused or delayed request, in limit_req's words. */
+static void
+ngx_http_levee_limit_log(ngx_http_request_t *r, ngx_http_levee_limit_loc_conf_t *llcf,
+    ngx_http_levee_limit_t *limit, ngx_http_levee_limit_result_t *res, ngx_uint_t dry_run)
+{
+    ngx_uint_t   excess;
+    const char  *dry;
+
+    dry = dry_run ? ", dry run" : "";
+
+    if (limit->zone->global) {
+        /* global quota is counted in Redis: there is no local excess */
+        ngx_log_error(llcf->log_level, r->connection->log, 0,
+                      "limiting requests%s, global quota spent by zone \"%V\"",
+                      dry, &limit->zone->name);
+        return;
+    }
+
+    excess = (ngx_uint_t) (res->excess_us * 1000 / limit->gcra.period_us);
+
+    if (res->committed) {
+        ngx_log_error(llcf->delay_log_level, r->connection->log, 0,
+                      "delaying request%s, excess: %ui.%03ui, by zone \"%V\"",
+                      dry, excess / 1000, excess % 1000, &limit->zone->name);
+        return;
+    }
+
+    ngx_log_error(llcf->log_level, r->connection->log, 0,
+                  "limiting requests%s, excess: %ui.%03ui by zone \"%V\"",
+                  dry, excess / 1000, excess % 1000, &limit->zone->name);
+}
+
+
+/*
+ * An internal redirect (error_page, try_files, rewrite ... last, a named
+ * location) clears every module's context, but a request is decided once,
+ * as limit_req does: the context is kept in the pool's cleanup list too,
+ * where the redirect does not reach, and found there again.
+ */
+static ngx_http_levee_limit_ctx_t *
+ngx_http_levee_limit_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_levee_limit_ctx_t  *ctx;
+
+    ctx = (ngx_http_levee_limit_ctx_t *) ngx_http_get_module_ctx(r, ngx_http_levee_limit_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+        for (cln = r->pool->cleanup; cln != NULL; cln = cln->next) {
+            if (cln->handler == ngx_http_levee_limit_cleanup) {
+                ctx = (ngx_http_levee_limit_ctx_t *) cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_levee_limit_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_levee_limit_cleanup(void *data)
+{
+    /* nothing to free: the handler's address marks the context */
+}
+
+
 static ngx_int_t
 ngx_http_levee_limit_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t                        i, n, refused;
+    ngx_uint_t                        i, n, refused, applied, unavailable;
+    ngx_uint_t                        dry_run, dry_delayed, dry_refused;
     ngx_int_t                         rc;
     ngx_msec_t                        delay;
     ngx_table_elt_t                  *h;
+    ngx_pool_cleanup_t               *cln;
     ngx_http_levee_limit_t           *limits;
     ngx_http_levee_limit_ctx_t       *ctx;
     ngx_http_levee_limit_result_t    *res;
     ngx_http_levee_limit_loc_conf_t  *llcf;
 
-    ctx = (ngx_http_levee_limit_ctx_t *) ngx_http_get_module_ctx(r, ngx_http_levee_limit_module);
+    ctx = ngx_http_levee_limit_get_ctx(r);
     if (ctx != NULL && ctx->done) {
         return NGX_DECLINED;
     }
@@ -468,12 +579,16 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
     n = llcf->limits->nelts;
 
     if (ctx == NULL) {
-        ctx = (ngx_http_levee_limit_ctx_t *) ngx_pcalloc(r->pool,
-                  sizeof(ngx_http_levee_limit_ctx_t)
-                  + n * sizeof(ngx_http_levee_limit_result_t));
-        if (ctx == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_levee_limit_ctx_t)
+                                            + n * sizeof(ngx_http_levee_limit_result_t));
+        if (cln == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        ctx = (ngx_http_levee_limit_ctx_t *) cln->data;
+        ngx_memzero(ctx, sizeof(ngx_http_levee_limit_ctx_t)
+                         + n * sizeof(ngx_http_levee_limit_result_t));
+        cln->handler = ngx_http_levee_limit_cleanup;
 
         ctx->results = (ngx_http_levee_limit_result_t *) (ctx + 1);
         ctx->nresults = n;
@@ -487,17 +602,24 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
     ctx->status = 0;
 
     delay = 0;
+    dry_delayed = 0;
+    dry_refused = 0;
+    applied = 0;
+    unavailable = 0;
     rc = NGX_DECLINED;
 
     for (i = 0; i < n; i++) {
         res = &ctx->results[i];
         res->applied = 0;
         res->committed = 0;
-        res->may_wait = !limits[i].dry_run
+        res->unavailable = 0;
+        res->delay = 0;
+        dry_run = limits[i].dry_run || llcf->dry_run;
+        res->may_wait = !dry_run
                         && ngx_current_msec - ctx->wait_start
                            < NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT;
 
-        rc = ngx_http_levee_limit_decide(r, &limits[i], llcf, res, &delay);
+        rc = ngx_http_levee_limit_decide(r, &limits[i], llcf, res);
 
         if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -507,22 +629,51 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
             break;
         }
 
+        applied |= res->applied;
+
         if (rc == NGX_OK || rc == NGX_DECLINED) {
-            if (res->applied && ctx->status == 0) {
-                ctx->status = NGX_HTTP_LEVEE_LIMIT_PASSED;
+            unavailable |= res->unavailable;
+
+            if (res->delay == 0) {
+                continue;
             }
+
+            ngx_http_levee_limit_log(r, llcf, &limits[i], res, dry_run);
+
+            if (dry_run) {
+                dry_delayed = 1;
+
+            } else {
+                delay = ngx_max(delay, res->delay);
+            }
+
             continue;
         }
 
-        if (limits[i].dry_run) {
-            ctx->status = NGX_HTTP_LEVEE_LIMIT_DRY_RUN;
-            continue;
+        if (rc == NGX_BUSY) {
+            ngx_http_levee_limit_log(r, llcf, &limits[i], res, dry_run);
+
+            if (dry_run) {
+                dry_refused = 1;
+                continue;
+            }
         }
 
         break;
     }
 
     if (i == n) {
+        ctx->status = unavailable ? NGX_HTTP_LEVEE_LIMIT_UNAVAILABLE
+                      : delay ? NGX_HTTP_LEVEE_LIMIT_DELAYED
+                      : dry_refused ? NGX_HTTP_LEVEE_LIMIT_REJECTED_DRY_RUN
+                      : dry_delayed ? NGX_HTTP_LEVEE_LIMIT_DELAYED_DRY_RUN
+                      : NGX_HTTP_LEVEE_LIMIT_PASSED;
+
+        if (!applied) {
+            /* every key was empty: no limit applied */
+            ctx->status = 0;
+        }
+
         if (delay == 0) {
             return NGX_DECLINED;
         }
@@ -549,7 +700,7 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
      * earlier ones took goes back */
     while (i-- > 0) {
         if (ctx->results[i].committed) {
-            ngx_http_levee_limit_refund(limits[i].zone, &ctx->results[i]);
+            ngx_http_levee_limit_refund(&limits[i], &ctx->results[i]);
             ctx->results[i].committed = 0;
         }
     }
@@ -580,7 +731,7 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    ctx->status = NGX_HTTP_LEVEE_LIMIT_LIMITED;
+    ctx->status = NGX_HTTP_LEVEE_LIMIT_REJECTED;
 
     h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -667,8 +818,12 @@ ngx_http_levee_limit_header_filter(ngx_http_request_t *r)
     ngx_http_levee_limit_result_t    *res;
     ngx_http_levee_limit_loc_conf_t  *llcf;
 
-    ctx = (ngx_http_levee_limit_ctx_t *) ngx_http_get_module_ctx(r, ngx_http_levee_limit_module);
-    if (ctx == NULL || ctx->status == 0 || r != r->main) {
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_levee_limit_get_ctx(r);
+    if (ctx == NULL || ctx->status == 0) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -731,8 +886,7 @@ ngx_http_levee_limit_status_variable(ngx_http_request_t *r, ngx_http_variable_va
 {
     ngx_http_levee_limit_ctx_t  *ctx;
 
-    ctx = (ngx_http_levee_limit_ctx_t *) ngx_http_get_module_ctx(r->main,
-                                                                 ngx_http_levee_limit_module);
+    ctx = ngx_http_levee_limit_get_ctx(r->main);
     if (ctx == NULL || ctx->status == 0) {
         v->not_found = 1;
         return NGX_OK;
@@ -1251,6 +1405,8 @@ ngx_http_levee_limit_create_loc_conf(ngx_conf_t *cf)
     conf->status_code = NGX_CONF_UNSET_UINT;
     conf->headers = NGX_CONF_UNSET;
     conf->fail = NGX_CONF_UNSET_UINT;
+    conf->dry_run = NGX_CONF_UNSET;
+    conf->log_level = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -1269,6 +1425,12 @@ ngx_http_levee_limit_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->status_code, prev->status_code, NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_value(conf->headers, prev->headers, 0);
     ngx_conf_merge_uint_value(conf->fail, prev->fail, NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN);
+    ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_ERR);
+
+    /* as limit_req: delays are logged one level below refusals */
+    conf->delay_log_level = (conf->log_level == NGX_LOG_INFO) ? NGX_LOG_INFO
+                                                              : conf->log_level + 1;
 
     return NGX_CONF_OK;
 }
@@ -1316,9 +1478,11 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = (ngx_str_t *) cf->args->elts;
 
-    if (ngx_http_levee_limit_lookup(lmcf, &value[1]) != NULL) {
+    ctx = ngx_http_levee_limit_lookup(lmcf, &value[1]);
+    if (ctx != NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "levee_limit_zone \"%V\" is already declared", &value[1]);
+                           "levee_limit_zone \"%V\" is already declared in %s:%ui",
+                           &value[1], ctx->file, ctx->line);
         return (char *) NGX_CONF_ERROR;
     }
 
@@ -1328,6 +1492,8 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ctx->name = value[1];
+    ctx->file = cf->conf_file->file.name.data;
+    ctx->line = cf->conf_file->line;
     size = 16 * 1024 * 1024;
     sync = 100;
     burst = 0;
@@ -1430,6 +1596,13 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return (char *) NGX_CONF_ERROR;
     }
 
+    err = levee::limit::check_span(ctx->rate, burst);
+    if (err != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "levee_limit_zone \"%V\": %s",
+                           &value[1], err);
+        return (char *) NGX_CONF_ERROR;
+    }
+
     ctx->burst = (ngx_uint_t) burst;
     ctx->sync = sync;
     ctx->gcra = levee::limit::GcraParams::from_rate(ctx->rate.requests, ctx->rate.window_s,
@@ -1483,14 +1656,16 @@ invalid:
 }
 
 
-/* levee_limit NAME [nodelay] [dry_run]; */
+/* levee_limit NAME [burst=N] [nodelay | delay=N] [dry_run]; */
 static char *
 ngx_http_levee_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_levee_limit_loc_conf_t *llcf = (ngx_http_levee_limit_loc_conf_t *) conf;
 
+    uint64_t                           burst, delay;
     ngx_str_t                         *value;
-    ngx_uint_t                         i;
+    ngx_uint_t                         i, has_burst, has_delay;
+    const char                        *err;
     ngx_http_levee_limit_t            *limit, *limits;
     ngx_http_levee_limit_zone_t       *zone;
     ngx_http_levee_limit_main_conf_t  *lmcf;
@@ -1524,17 +1699,49 @@ ngx_http_levee_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    burst = zone->burst;
+    delay = 0;
+    has_burst = 0;
+    has_delay = 0;
+
     limit = (ngx_http_levee_limit_t *) ngx_array_push(llcf->limits);
     if (limit == NULL) {
         return (char *) NGX_CONF_ERROR;
     }
 
-    ngx_memzero(limit, sizeof(ngx_http_levee_limit_t));
+    *limit = ngx_http_levee_limit_t();
     limit->zone = zone;
 
     for (i = 2; i < cf->args->nelts; i++) {
-        if (ngx_strcmp(value[i].data, "nodelay") == 0) {
-            limit->nodelay = 1;
+        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
+            err = levee::limit::parse_count((const char *) value[i].data + 6,
+                                            value[i].len - 6, 1000000, burst);
+            if (err != NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid burst \"%V\": %s",
+                                   &value[i], err);
+                return (char *) NGX_CONF_ERROR;
+            }
+
+            has_burst = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "delay=", 6) == 0) {
+            err = levee::limit::parse_count((const char *) value[i].data + 6,
+                                            value[i].len - 6, 1000000, delay);
+            if (err != NULL || has_delay) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid delay \"%V\"%s%s",
+                                   &value[i], err ? ": " : "", err ? err : "");
+                return (char *) NGX_CONF_ERROR;
+            }
+
+            has_delay = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "nodelay") == 0 && !has_delay) {
+            delay = UINT64_MAX;
+            has_delay = 1;
             continue;
         }
 
@@ -1547,24 +1754,75 @@ ngx_http_levee_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return (char *) NGX_CONF_ERROR;
     }
 
+    if (zone->global && (has_burst || (has_delay && delay != UINT64_MAX))) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "levee_limit \"%V\": burst= and delay= are set on the "
+                           "levee_limit_zone of a scope=global zone, whose bucket in Redis "
+                           "every nginx shares", &value[1]);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    err = levee::limit::check_span(zone->rate, burst);
+    if (err != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "levee_limit \"%V\": %s", &value[1], err);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    limit->gcra = levee::limit::GcraParams::from_rate(zone->rate.requests, zone->rate.window_s,
+                                                      (uint32_t) burst);
+    limit->delay = delay;
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Checked once the whole http block is read: levee_sidecar may come after
+ * the zones. A global zone without it would only fail at run time, on every
+ * request, by its fail mode.
+ */
+static ngx_int_t
+ngx_http_levee_limit_check_sidecar(ngx_conf_t *cf)
+{
+    ngx_uint_t                          i;
+    ngx_http_levee_main_conf_t         *mcf;
+    ngx_http_levee_limit_zone_t       **zones;
+    ngx_http_levee_limit_main_conf_t   *lmcf;
+
+    lmcf = (ngx_http_levee_limit_main_conf_t *)
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_levee_limit_module);
+    mcf = (ngx_http_levee_main_conf_t *)
+              ngx_http_conf_get_module_main_conf(cf, ngx_http_levee_module);
+
+    zones = (ngx_http_levee_limit_zone_t **) lmcf->zones.elts;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (zones[i]->global && (mcf == NULL || !mcf->sidecar_set)) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "levee_limit_zone \"%V\" has scope=global, which needs "
+                          "levee_sidecar in the http block, in %s:%ui",
+                          &zones[i]->name, zones[i]->file, zones[i]->line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
 ngx_http_levee_limit_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = (ngx_http_core_main_conf_t *) ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = (ngx_http_handler_pt *) ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_http_levee_limit_check_sidecar(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_levee_limit_handler;
+    if (ngx_http_levee_add_handler_last(cf, NGX_HTTP_PREACCESS_PHASE,
+                                        ngx_http_levee_limit_handler)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_levee_limit_header_filter;

@@ -6,7 +6,7 @@
 #include "ngx_levee_link.h"
 #include "ngx_http_levee_module.h"
 
-#include "backoff.h"
+#include "core/link/backoff.h"
 #include "frame_codec.hpp"
 
 #include <sys/un.h>

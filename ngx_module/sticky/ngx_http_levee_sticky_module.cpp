@@ -33,12 +33,12 @@ extern "C" {
 #include <string>
 #include <vector>
 
-#include "bounded_load.hpp"
-#include "key_hash.hpp"
+#include "core/sticky/bounded_load.hpp"
+#include "core/sticky/key_hash.hpp"
 #include "ngx_http_levee_module.h"
 #include "ngx_levee_link.h"
-#include "registry_buffer.hpp"
-#include "sticky_chooser.hpp"
+#include "core/sticky/registry_buffer.hpp"
+#include "core/sticky/sticky_chooser.hpp"
 
 
 using levee::sticky::Method;

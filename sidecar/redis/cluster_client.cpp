@@ -5,7 +5,7 @@
 
 #include <event2/event.h>
 
-#include "backoff.h"
+#include "core/link/backoff.h"
 #include "crc16.hpp"
 #include "log.hpp"
 

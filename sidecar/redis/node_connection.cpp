@@ -9,7 +9,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "backoff.h"
+#include "core/link/backoff.h"
 #include "log.hpp"
 #include "resp_command.hpp"
 

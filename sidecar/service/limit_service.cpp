@@ -6,7 +6,7 @@
 
 #include "cluster_client.hpp"
 #include "event_ptr.hpp"
-#include "gcra.hpp"
+#include "core/limit/gcra.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "script.hpp"

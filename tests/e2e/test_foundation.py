@@ -52,6 +52,31 @@ def test_shipped_nginx_config_passes_nginx_t(levee_build, tmp_path):
     assert "test is successful" in r.stderr
 
 
+def _example_files() -> list[str]:
+    out = [os.path.join(REPO, "README.md"), os.path.join(REPO, "scripts", "local_stack.py")]
+    for folder in ("conf", "docs", "docker"):
+        d = os.path.join(REPO, folder)
+        out += [os.path.join(d, f) for f in sorted(os.listdir(d))
+                if f.endswith((".conf", ".md", ".template"))]
+    return out
+
+
+def test_every_example_keeps_the_presence_query_closed():
+    """Presence is personal data: every location in the examples and docs
+    that answers it restricts who may ask (allow/deny or internal)."""
+    found = 0
+    for path in _example_files():
+        text = open(path).read()
+        # the directive itself, not prose that names it
+        for m in re.finditer(r"^\s*(?:location[^{]*\{)?[^\n`|]*\blevee_presence\b[^;\n`]*;", text, re.M):
+            start = text.rfind("location", 0, m.end())
+            end = text.find("}", m.end())
+            block = text[start:end]
+            assert "deny all" in block or "internal" in block, f"{path}: {block!r}"
+            found += 1
+    assert found >= 3
+
+
 @pytest.mark.parametrize("directive, reason", [
     ("levee_sidecar tcp://127.0.0.1:9000;", "only unix domain sockets are supported"),
     ("levee_sidecar 127.0.0.1:9000;", "only unix domain sockets are supported"),

@@ -81,6 +81,12 @@ def log_rows(ngx) -> list[tuple[float, int]]:
         return [(float(m), int(s)) for m, s, *_ in (line.split() for line in f if line.strip())]
 
 
+def log_statuses(ngx) -> list[str]:
+    """$levee_limit_status of each logged request, in log order."""
+    with open(f"{ngx.dir}/limit.log") as f:
+        return [line.split()[2] for line in f if line.strip()]
+
+
 def passes(ngx, key: str, n: int) -> list[int]:
     return [ngx.get("/", headers={"X-Key": key})[0] for _ in range(n)]
 
@@ -180,7 +186,13 @@ def test_fail_open_passes_while_leveed_is_away_and_counts_again_after(
     wait_until(lambda: "levee" in ngx.error_log() and d.returncode is not None, timeout=5)
     time.sleep(0.3)
     key = uuid.uuid4().hex
+    before = len(log_statuses(ngx))
     assert passes(ngx, key, 5) == [200] * 5
+    # the fail mode decided, and the status variable says so (one request
+    # may still run on the worker's credit)
+    decided = wait_until(lambda: len(log_statuses(ngx)) >= before + 5 and log_statuses(ngx)[before:],
+                         timeout=5)
+    assert decided.count("UNAVAILABLE") >= 4, decided
 
     offset = len(d.log())
     d.restart()

@@ -161,7 +161,7 @@ def test_dry_run_passes_and_says_so_in_the_status_variable(make_nginx):
     wait_until(lambda: len(limit_log(ngx)) == 6, timeout=5)
     # two workers write the log: lines may come in another order
     assert sorted(row[2] for row in limit_log(ngx)) == sorted(
-        ["PASSED", "DRY_RUN", "DRY_RUN", "PASSED", "LIMITED", "-"])
+        ["PASSED", "REJECTED_DRY_RUN", "REJECTED_DRY_RUN", "PASSED", "REJECTED", "-"])
 
 
 def test_without_nodelay_the_burst_is_delayed_not_refused(make_nginx):
@@ -170,6 +170,77 @@ def test_without_nodelay_the_burst_is_delayed_not_refused(make_nginx):
         "location / { levee_limit z; proxy_pass http://127.0.0.1:$back; }"),
         ports=PORTS)
     assert statuses(ngx, 4, headers={"X-Key": "k"}) == [200] * 4
+
+
+# ---------------------------------------------------------------- limit_req parity
+
+def test_burst_on_levee_limit_overrides_the_zone_per_location(make_nginx):
+    ngx = make_nginx(conf(
+        "levee_limit_zone z key=$http_x_key rate=1r/m burst=1 size=1m;",
+        """location /zone  { levee_limit z nodelay; proxy_pass http://127.0.0.1:$back; }
+           location /wide  { levee_limit z burst=4 nodelay; proxy_pass http://127.0.0.1:$back; }"""),
+        ports=PORTS)
+    assert statuses(ngx, 3, "/zone", {"X-Key": "a"}) == [200, 200, 429]
+    assert statuses(ngx, 6, "/wide", {"X-Key": "b"}) == [200] * 5 + [429]
+
+
+def test_delay_passes_the_first_excess_requests_at_once_then_delays(make_nginx):
+    # as limit_req's delay=2: the first request and 2 excess pass at once,
+    # the next ones wait until they conform (and are logged as delayed)
+    ngx = make_nginx(conf(
+        "levee_limit_zone z key=$http_x_key rate=2r/s burst=5 size=1m;",
+        "location / { levee_limit z delay=2; proxy_pass http://127.0.0.1:$back; }"),
+        ports=PORTS, workers=1)
+    with keepalive(ngx) as get:
+        assert [get("/", {"X-Key": "k"}) for _ in range(5)] == [200] * 5
+    rows = wait_until(lambda: len(limit_log(ngx)) == 5 and limit_log(ngx), timeout=5)
+    assert [r[2] for r in rows] == ["PASSED"] * 3 + ["DELAYED"] * 2
+    assert re.search(r'\[warn\].* delaying request, excess: \d+\.\d{3}, by zone "z", client: 127\.0\.0\.1',
+                     ngx.error_log()), ngx.error_log()
+
+
+def test_status_values_and_log_lines_follow_limit_req(make_nginx):
+    ngx = make_nginx(conf(
+        """levee_limit_zone z key=$http_x_key rate=1r/m burst=1 size=1m;
+           levee_limit_zone s key=$http_x_key rate=1r/s burst=2 size=1m;""",
+        """location /real { levee_limit z nodelay; proxy_pass http://127.0.0.1:$back; }
+           location /dry  { levee_limit z nodelay; levee_limit_dry_run on;
+                            levee_limit_log_level notice; proxy_pass http://127.0.0.1:$back; }
+           location /slow { levee_limit s; levee_limit_dry_run on; proxy_pass http://127.0.0.1:$back; }"""),
+        ports=PORTS, workers=1)
+    with keepalive(ngx) as get:
+        assert [get("/real", {"X-Key": "r"}) for _ in range(3)] == [200, 200, 429]
+        assert [get("/dry", {"X-Key": "d"}) for _ in range(3)] == [200, 200, 200]
+        # a dry run does not delay: all three at once
+        assert [get("/slow", {"X-Key": "s"}) for _ in range(2)] == [200, 200]
+    rows = wait_until(lambda: len(limit_log(ngx)) == 8 and limit_log(ngx), timeout=5)
+    assert [r[2] for r in rows] == ["PASSED", "PASSED", "REJECTED",
+                                    "PASSED", "PASSED", "REJECTED_DRY_RUN",
+                                    "PASSED", "DELAYED_DRY_RUN"]
+    log = ngx.error_log()
+    # one line per refused request, at levee_limit_log_level (error by default),
+    # naming the zone and the client, in limit_req's words
+    assert re.search(r'\[error\].* limiting requests, excess: \d+\.\d{3} by zone "z", client: 127\.0\.0\.1', log), log
+    assert re.search(r'\[notice\].* limiting requests, dry run, excess: \d+\.\d{3} by zone "z", client: ', log), log
+    # delays one level below: notice for error... info stays info
+    assert re.search(r'\[warn\].* delaying request, dry run, excess: \d+\.\d{3}, by zone "s"', log), log
+    assert len(re.findall("limiting requests", log)) == 2
+
+
+def test_a_daily_quota(make_nginx):
+    # 100 messages per user per day
+    ngx = make_nginx(conf(
+        "levee_limit_zone daily key=$http_x_key rate=100r/d burst=99 size=1m;",
+        "location / { levee_limit daily nodelay; levee_limit_headers on; proxy_pass http://127.0.0.1:$back; }"),
+        ports=PORTS, workers=1)
+    with keepalive(ngx) as get:
+        assert [get("/", {"X-Key": "u1"}) for _ in range(100)] == [200] * 100
+    status, headers, _ = ngx.get("/", headers={"X-Key": "u1"})
+    assert status == 429
+    # the next message comes one period (864 s) after the bucket emptied
+    assert 860 <= int(headers["Retry-After"]) <= 864, headers
+    assert headers["RateLimit-Policy"] == '"daily";q=100;w=86400'
+    assert ngx.get("/", headers={"X-Key": "u2"})[0] == 200
 
 
 # ---------------------------------------------------------------- memory
@@ -204,10 +275,33 @@ def test_a_full_zone_evicts_the_least_recently_used_key(make_nginx):
      'unknown levee_limit_zone "nope"'),
     ("levee_limit_zone z key=$http_x_key rate=10/s;",
      'invalid rate "rate=10/s"'),
-    ("levee_limit_zone z key=$http_x_key rate=10r/h;",
-     'invalid rate "rate=10r/h": the unit must be r/s or r/m'),
+    ("levee_limit_zone z key=$http_x_key rate=10r/w;",
+     'invalid rate "rate=10r/w": the unit must be r/s, r/m, r/h or r/d'),
+    ("levee_limit_zone z key=$http_x_key rate=2000000r/s;",
+     'invalid rate "rate=2000000r/s": the supported rates are 1r/d to 1000000r/s'),
+    ("levee_limit_zone z key=$http_x_key rate=1r/d burst=400;",
+     'levee_limit_zone "z": the bucket, (burst + 1) / rate, would span more than 365 days'),
     ("levee_limit_zone z key=$http_x_key rate=1r/s;\nlevee_limit_zone z key=$http_x_key rate=2r/s;",
-     'levee_limit_zone "z" is already declared'),
+     'levee_limit_zone "z" is already declared in '),
+    ("levee_limit_zone z key=$http_x_key rate=1r/s scope=global;",
+     'levee_limit_zone "z" has scope=global, which needs levee_sidecar in the http block'),
+    ("levee_limit_zone z key=$http_x_key rate=1r/s;\n"
+     "server { listen 127.0.0.1:$port; location / { levee_limit z burst=x; } }",
+     'invalid burst "burst=x"'),
+    ("levee_limit_zone z key=$http_x_key rate=1r/s;\n"
+     "server { listen 127.0.0.1:$port; location / { levee_limit z delay=1 nodelay; } }",
+     'invalid parameter "nodelay"'),
+    ("levee_limit_zone z key=$http_x_key rate=1r/d;\n"
+     "server { listen 127.0.0.1:$port; location / { levee_limit z burst=500; } }",
+     'levee_limit "z": the bucket, (burst + 1) / rate, would span more than 365 days'),
+    ("levee_sidecar unix:/tmp/x.sock;\n"
+     "levee_limit_zone z key=$http_x_key rate=1r/s scope=global;\n"
+     "server { listen 127.0.0.1:$port; location / { levee_limit z burst=5; } }",
+     'burst= and delay= are set on the levee_limit_zone of a scope=global zone'),
+    ("levee_limit_dry_run maybe;",
+     'invalid value "maybe"'),
+    ("levee_limit_log_level loud;",
+     'invalid value "loud"'),
     ("levee_limit_zone z key=$http_x_key rate=1r/s size=4k;",
      'levee_limit_zone "z" is too small: "size=4k" leaves no room for one key'),
     ("levee_limit_zone z rate=1r/s;",
@@ -237,9 +331,15 @@ def test_bad_configuration_fails_nginx_t_with_file_line_and_reason(make_nginx, b
 
 def test_a_good_configuration_passes_nginx_t(make_nginx):
     n = make_nginx(conf(
-        """levee_limit_zone a key=$binary_remote_addr rate=100r/s burst=50 size=16m;
-           levee_limit_zone b key=$http_x_user_id rate=1000r/m scope=global sync=50ms;""",
-        """location / { levee_limit a; levee_limit b nodelay dry_run; levee_limit_fail closed;
+        """levee_sidecar unix:/run/levee/leveed.sock;
+           levee_limit_zone a key=$binary_remote_addr rate=100r/s burst=50 size=16m;
+           levee_limit_zone b key=$http_x_user_id rate=1000r/m scope=global sync=50ms;
+           levee_limit_zone c key=$http_x_user_id rate=100r/d burst=99;
+           levee_limit_zone d key=$http_x_user_id rate=500r/h;""",
+        """location / { levee_limit a burst=10 delay=5; levee_limit b nodelay dry_run;
+                        levee_limit c nodelay; levee_limit d burst=20;
+                        levee_limit_fail closed; levee_limit_dry_run off;
+                        levee_limit_log_level warn;
                         levee_limit_headers on; levee_limit_status 429;
                         proxy_pass http://127.0.0.1:$back; }"""),
         ports=PORTS, start=False)

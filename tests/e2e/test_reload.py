@@ -202,8 +202,8 @@ def test_binary_upgrade_starts_local_zones_afresh(redis_cluster, make_leveed, ma
     masters: list[int] = []
     try:
         subprocess.run(ngx._argv(), check=True, timeout=30)
-        masters.append(wait_until(lambda: os.path.exists(pid_file) and int(open(pid_file).read() or 0),
-                                  timeout=10, message="nginx's pid file"))
+        masters.append(wait_until(lambda: int(open(pid_file).read() or 0), timeout=10,
+                                  ignore_exceptions=True, message="nginx's pid file"))
         wait_until(lambda: ngx.get("/local", headers={"X-Key": "warm-up"})[0] == 200, timeout=10,
                    ignore_exceptions=True, message="nginx answering")
         key = uuid.uuid4().hex
@@ -211,9 +211,11 @@ def test_binary_upgrade_starts_local_zones_afresh(redis_cluster, make_leveed, ma
         old_workers = set(children_of(masters[0]))
 
         os.kill(masters[0], signal.SIGUSR2)
+        # nginx renames its pid file to .oldbin, then the new master writes its own
         masters.append(wait_until(lambda: os.path.exists(pid_file + ".oldbin")
                                   and int(open(pid_file).read() or 0), timeout=10,
-                                  message="the new master's pid file"))
+                                  ignore_exceptions=True, message="the new master's pid file"))
+        assert masters[1] != masters[0]
         wait_until(lambda: children_of(masters[1]), timeout=10, message="the new master's workers")
         os.kill(masters[0], signal.SIGWINCH)
         wait_until(lambda: not any(pid_alive(p) for p in old_workers), timeout=10,

@@ -1,0 +1,162 @@
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/limit/limit_table.hpp"
+
+using namespace levee::limit;
+
+namespace {
+
+// A bump arena with a byte budget, standing in for nginx's slab pool.
+struct Arena {
+    std::vector<unsigned char> mem = std::vector<unsigned char>(1 << 20);
+    size_t used = 64; // offset 0 means "none"
+    size_t live = 0, budget = 0;
+
+    static void *alloc(void *ctx, size_t n) {
+        auto *a = static_cast<Arena *>(ctx);
+        n = (n + 7) & ~size_t(7);
+        if (a->live + n > a->budget || a->used + n + 8 > a->mem.size()) {
+            return nullptr;
+        }
+        auto *p = a->mem.data() + a->used;
+        std::memcpy(p, &n, sizeof(n));
+        a->used += n + 8;
+        a->live += n;
+        return p + 8;
+    }
+    static void free(void *ctx, void *p) {
+        auto *a = static_cast<Arena *>(ctx);
+        size_t n;
+        std::memcpy(&n, static_cast<unsigned char *>(p) - 8, sizeof(n));
+        a->live -= n;
+    }
+    Allocator allocator() { return {this, alloc, free}; }
+};
+
+bool never_idle(const Entry *, int64_t) { return false; }
+bool always_idle(const Entry *, int64_t) { return true; }
+
+const unsigned char *u(const std::string &s) { return reinterpret_cast<const unsigned char *>(s.data()); }
+
+} // namespace
+
+TEST(LimitTable, EntryIs28BytesPlusKey) {
+    EXPECT_EQ(kEntryHead, 28u);
+    Arena a;
+    a.budget = 1 << 16;
+    TableHeader h;
+    Table t(a.mem.data(), &h);
+    ASSERT_TRUE(t.init(a.allocator(), 64, 0));
+    EXPECT_EQ(t.entry_size(4), 32u);
+    Table g(a.mem.data(), &h);
+    h.extra = kGlobalPartSize;
+    EXPECT_EQ(g.entry_size(4), 52u);
+}
+
+TEST(LimitTable, FindInsertRemove) {
+    Arena a;
+    a.budget = 1 << 16;
+    TableHeader h;
+    Table t(a.mem.data(), &h);
+    ASSERT_TRUE(t.init(a.allocator(), 4, 0)); // few buckets: chains
+    for (int i = 0; i < 50; i++) {
+        std::string k = "key" + std::to_string(i);
+        Entry *e = t.insert(a.allocator(), hash_key(u(k), k.size()), u(k), k.size(), 0, never_idle);
+        ASSERT_NE(e, nullptr);
+        e->tat = i;
+    }
+    EXPECT_EQ(h.count, 50u);
+    for (int i = 0; i < 50; i++) {
+        std::string k = "key" + std::to_string(i);
+        Entry *e = t.find(hash_key(u(k), k.size()), u(k), k.size());
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(e->tat, i);
+    }
+    std::string k = "key7";
+    t.remove(a.allocator(), t.find(hash_key(u(k), 4), u(k), 4));
+    EXPECT_EQ(t.find(hash_key(u(k), 4), u(k), 4), nullptr);
+    EXPECT_EQ(h.count, 49u);
+}
+
+TEST(LimitTable, EvictsTheLeastRecentlyUsedWhenFull) {
+    Arena a;
+    TableHeader h;
+    Table t(a.mem.data(), &h);
+    a.budget = 4 * 64 + 10 * 32;
+    ASSERT_TRUE(t.init(a.allocator(), 64, 0));
+    auto ins = [&](const std::string &k) {
+        return t.insert(a.allocator(), hash_key(u(k), k.size()), u(k), k.size(), 0, never_idle);
+    };
+    auto has = [&](const std::string &k) { return t.find(hash_key(u(k), k.size()), u(k), k.size()) != nullptr; };
+    for (int i = 0; i < 10; i++) {
+        ASSERT_NE(ins("k00" + std::to_string(i)), nullptr);
+    }
+    EXPECT_EQ(h.evictions, 0u);
+    t.touch(t.find(hash_key(u("k000"), 4), u("k000"), 4)); // k000 is recent now
+    ASSERT_NE(ins("new1"), nullptr);
+    EXPECT_EQ(h.evictions, 1u);
+    EXPECT_TRUE(has("k000"));
+    EXPECT_FALSE(has("k001"));
+    EXPECT_TRUE(has("new1"));
+}
+
+TEST(LimitTable, ReclaimsIdleEntriesFirst) {
+    Arena a;
+    a.budget = 1 << 16;
+    TableHeader h;
+    Table t(a.mem.data(), &h);
+    ASSERT_TRUE(t.init(a.allocator(), 64, 0));
+    for (std::string k : {"a", "b", "c"}) {
+        t.insert(a.allocator(), hash_key(u(k), 1), u(k), 1, 0, never_idle);
+    }
+    std::string d = "d";
+    t.insert(a.allocator(), hash_key(u(d), 1), u(d), 1, 0, always_idle);
+    EXPECT_EQ(h.expired, 2u);
+    EXPECT_EQ(h.count, 2u);
+}
+
+TEST(LimitTable, DirtyQueueIsFifoAndSurvivesRemoval) {
+    Arena a;
+    a.budget = 1 << 16;
+    TableHeader h;
+    Table t(a.mem.data(), &h);
+    ASSERT_TRUE(t.init(a.allocator(), 64, kGlobalPartSize));
+    std::vector<Entry *> es;
+    for (std::string k : {"a", "b", "c"}) {
+        es.push_back(t.insert(a.allocator(), hash_key(u(k), 1), u(k), 1, 0, never_idle));
+        t.global(es.back())->tokens = 7;
+        EXPECT_EQ(*t.key(es.back()), static_cast<unsigned char>(k[0]));
+    }
+    t.mark_dirty(es[0]);
+    t.mark_dirty(es[1]);
+    t.mark_dirty(es[0]); // already queued
+    t.mark_dirty(es[2]);
+    t.remove(a.allocator(), es[1]);
+    EXPECT_EQ(t.pop_dirty(), es[0]);
+    EXPECT_EQ(t.pop_dirty(), es[2]);
+    EXPECT_EQ(t.pop_dirty(), nullptr);
+    EXPECT_EQ(t.global(es[2])->tokens, 7);
+}
+
+TEST(LimitTable, NextVisitsEveryEntryOnce) {
+    Arena a;
+    a.budget = 1 << 16;
+    TableHeader h;
+    Table t(a.mem.data(), &h);
+    ASSERT_TRUE(t.init(a.allocator(), 4, 0));
+    EXPECT_EQ(t.next(nullptr), nullptr);
+    for (int i = 0; i < 20; i++) {
+        std::string k = "key" + std::to_string(i);
+        t.insert(a.allocator(), hash_key(u(k), k.size()), u(k), k.size(), 0, never_idle)->tat = 1;
+    }
+    int seen = 0;
+    for (Entry *e = t.next(nullptr); e != nullptr; e = t.next(e)) {
+        seen += static_cast<int>(e->tat);
+    }
+    EXPECT_EQ(seen, 20);
+}
