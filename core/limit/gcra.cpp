@@ -61,4 +61,15 @@ uint64_t gcra_take_n(const GcraParams &p, int64_t &tat, int64_t now_us, uint64_t
     return n;
 }
 
+int64_t gcra_rescale(const GcraParams &from, const GcraParams &to, int64_t tat, int64_t now_us) {
+    if (tat <= now_us || from.period_us == 0) {
+        return tat;
+    }
+    // 128 bits: owed time (up to years) times a period (up to a day) in us
+    const unsigned __int128 owed =
+        static_cast<unsigned __int128>(tat - now_us) * to.period_us / from.period_us;
+    const uint64_t full = to.tolerance_us + to.period_us;
+    return now_us + static_cast<int64_t>(owed > full ? full : static_cast<uint64_t>(owed));
+}
+
 } // namespace levee::limit

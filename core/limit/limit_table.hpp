@@ -77,6 +77,8 @@ class Table {
     Entry *insert(const Allocator &a, uint32_t hash, const unsigned char *key, uint16_t len,
                   int64_t now_us, IdlePredicate idle);
     void touch(Entry *e);
+    // Every entry, most recently used first: next(nullptr) is the first.
+    Entry *next(const Entry *e) const { return at(e ? e->lru_next : h_->lru_head); }
     void remove(const Allocator &a, Entry *e);
 
     void mark_dirty(Entry *e);
