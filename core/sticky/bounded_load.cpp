@@ -1,7 +1,6 @@
 #include "core/sticky/bounded_load.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 bool parse_load_factor(const char *s, uint64_t len, uint32_t *factor_milli) {
   uint64_t whole = 0, frac = 0;
@@ -28,5 +27,4 @@ bool parse_load_factor(const char *s, uint64_t len, uint32_t *factor_milli) {
   return true;
 }
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky

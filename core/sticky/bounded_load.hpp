@@ -9,8 +9,7 @@
 
 #include <cstdint>
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 // The factor is fixed point, in thousandths (1.25 -> 1250), so nginx's
 // configuration parser and every worker compute the same integers.
@@ -29,7 +28,6 @@ inline uint64_t bounded_capacity(uint64_t total_in_flight, uint64_t weight, uint
 // three decimals.
 bool parse_load_factor(const char *s, uint64_t len, uint32_t *factor_milli);
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

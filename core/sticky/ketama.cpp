@@ -5,8 +5,7 @@
 
 #include "core/sticky/key_hash.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 Ketama::Ketama(const std::vector<StickyServer> &servers) {
   size_ = static_cast<uint32_t>(servers.size());
@@ -34,5 +33,4 @@ uint32_t Ketama::choose(uint64_t key_hash, uint32_t attempt) const {
   return owner_[(at + attempt) % points_.size()];
 }
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky

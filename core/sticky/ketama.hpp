@@ -10,8 +10,7 @@
 
 #include "core/sticky/sticky_chooser.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 class Ketama : public StickyChooser {
  public:
@@ -27,7 +26,6 @@ class Ketama : public StickyChooser {
   std::vector<uint16_t> owner_;
 };
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

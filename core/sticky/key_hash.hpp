@@ -11,8 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 namespace detail {
 
@@ -110,7 +109,6 @@ inline uint64_t mix64(uint64_t x) {
   return x;
 }
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

@@ -5,8 +5,7 @@
 
 #include "core/sticky/key_hash.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 namespace {
 
@@ -78,5 +77,4 @@ uint32_t Maglev::choose(uint64_t key_hash, uint32_t attempt) const {
   return table_[h % table_.size()];
 }
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky

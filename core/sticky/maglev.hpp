@@ -11,8 +11,7 @@
 
 #include "core/sticky/sticky_chooser.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 class Maglev : public StickyChooser {
  public:
@@ -31,7 +30,6 @@ class Maglev : public StickyChooser {
   std::vector<uint16_t> table_;
 };
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

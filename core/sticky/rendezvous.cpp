@@ -4,8 +4,7 @@
 
 #include "core/sticky/key_hash.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 Rendezvous::Rendezvous(const std::vector<StickyServer> &servers) {
   size_ = static_cast<uint32_t>(servers.size());
@@ -66,5 +65,4 @@ uint32_t Rendezvous::choose(uint64_t key_hash, uint32_t attempt) const {
   return best;
 }
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky

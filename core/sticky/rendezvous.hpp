@@ -13,8 +13,7 @@
 
 #include "core/sticky/sticky_chooser.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 class Rendezvous : public StickyChooser {
  public:
@@ -31,7 +30,6 @@ class Rendezvous : public StickyChooser {
   bool weighted_ = false;
 };
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

@@ -6,8 +6,7 @@
 #include "core/sticky/maglev.hpp"
 #include "core/sticky/rendezvous.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 std::vector<std::string> unique_names(const std::vector<StickyServer> &servers) {
   std::vector<std::string> names;
@@ -49,5 +48,4 @@ std::unique_ptr<StickyChooser> make_sticky_chooser(Method method,
   return nullptr;
 }
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky

@@ -14,8 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 struct StickyServer {
   std::string name;  // identity on the hash space: "host:port" as nginx prints it
@@ -70,7 +69,6 @@ int64_t pick(const StickyChooser &chooser, uint64_t key_hash, uint32_t max_attem
   return -1;
 }
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif
