@@ -41,6 +41,8 @@ void gcra_refund(const GcraParams &p, int64_t &tat);
 uint64_t gcra_take_n(const GcraParams &p, int64_t &tat, int64_t now_us, uint64_t want);
 
 // True when the bucket is full again at `now_us`: the state equals no state.
-inline bool gcra_idle(int64_t tat, int64_t now_us) { return tat <= now_us; }
+inline bool gcra_idle(int64_t tat, int64_t now_us) {
+    return tat <= now_us;
+}
 
 } // namespace levee::limit

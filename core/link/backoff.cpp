@@ -7,7 +7,9 @@ extern "C" void levee_backoff_init(levee_backoff_t *b, uint32_t base_ms, uint32_
     b->rng = seed == 0 ? 0x9e3779b97f4a7c15ull : seed;
 }
 
-extern "C" void levee_backoff_reset(levee_backoff_t *b) { b->attempt = 0; }
+extern "C" void levee_backoff_reset(levee_backoff_t *b) {
+    b->attempt = 0;
+}
 
 extern "C" uint32_t levee_backoff_delay(uint32_t doublings, uint32_t base_ms, uint32_t cap_ms, uint64_t random) {
     const uint64_t base = base_ms == 0 ? 1 : base_ms;

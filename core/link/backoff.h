@@ -12,8 +12,8 @@ extern "C" {
 typedef struct {
     uint32_t base_ms;
     uint32_t cap_ms;
-    uint32_t attempt;   /* failures since the last success */
-    uint64_t rng;       /* xorshift state, never 0 */
+    uint32_t attempt; /* failures since the last success */
+    uint64_t rng;     /* xorshift state, never 0 */
 } levee_backoff_t;
 
 void levee_backoff_init(levee_backoff_t *b, uint32_t base_ms, uint32_t cap_ms, uint64_t seed);
