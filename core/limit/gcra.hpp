@@ -48,6 +48,8 @@ uint64_t gcra_take_n(const GcraParams &p, int64_t &tat, int64_t now_us, uint64_t
 int64_t gcra_rescale(const GcraParams &from, const GcraParams &to, int64_t tat, int64_t now_us);
 
 // True when the bucket is full again at `now_us`: the state equals no state.
-inline bool gcra_idle(int64_t tat, int64_t now_us) { return tat <= now_us; }
+inline bool gcra_idle(int64_t tat, int64_t now_us) {
+    return tat <= now_us;
+}
 
 } // namespace levee::limit

@@ -17,7 +17,9 @@ uint32_t fnv1a(uint32_t h, const unsigned char *p, size_t n) {
     return h;
 }
 
-uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1) / a * a; }
+uint32_t align_up(uint32_t v, uint32_t a) {
+    return (v + a - 1) / a * a;
+}
 
 } // namespace
 
@@ -64,7 +66,9 @@ bool Table::init(size_t bytes) {
     return h_->arena < h_->end;
 }
 
-bool Table::valid() const { return h_->magic == kMagic; }
+bool Table::valid() const {
+    return h_->magic == kMagic;
+}
 
 int Table::ttl_index(uint32_t ttl_ms) {
     for (uint32_t i = 0; i < h_->nttls; i++) {
@@ -95,7 +99,9 @@ Entry *Table::find_mut(const Key &k, uint32_t **link) const {
     return nullptr;
 }
 
-const Entry *Table::find(const Key &k) const { return find_mut(k, nullptr); }
+const Entry *Table::find(const Key &k) const {
+    return find_mut(k, nullptr);
+}
 
 Entry *Table::alloc(size_t size) {
     const size_t cls = size / kChunkUnit;

@@ -68,11 +68,11 @@ struct Header {
     uint32_t nttls;
     uint32_t ttls[kMaxTtls]; // ms
     uint32_t free_head[kClasses];
-    uint64_t count;    // entries now
-    uint64_t dirty;    // of which on the dirty list
-    uint64_t bytes;    // chunk bytes in use
+    uint64_t count; // entries now
+    uint64_t dirty; // of which on the dirty list
+    uint64_t bytes; // chunk bytes in use
     Counters c;
-    uint32_t retired;  // adopted by a new table: refuses beats from then on
+    uint32_t retired; // adopted by a new table: refuses beats from then on
     uint32_t spare;
 };
 

@@ -2,7 +2,6 @@
 
 #include <openssl/sha.h>
 
-
 namespace levee::redis {
 
 std::string sha1_hex(std::string_view data) {
