@@ -24,6 +24,11 @@
 
 namespace levee::testing {
 
+struct BaseFree {
+    void operator()(event_base *b) const { event_base_free(b); }
+};
+using BasePtr = std::unique_ptr<event_base, BaseFree>;
+
 // Runs the loop until `done()`; the deadline only stops a hung test.
 template <typename Pred> bool run_until(event_base *base, Pred done) {
     const auto deadline = redis::now_ms() + 5000;
@@ -176,10 +181,7 @@ class ServerFixture : public ::testing::Test {
     }
     event_base *base() const { return base_.get(); }
 
-    struct BaseFree {
-        void operator()(event_base *b) const { event_base_free(b); }
-    };
-    std::unique_ptr<event_base, BaseFree> base_{event_base_new()};
+    BasePtr base_{event_base_new()};
     Metrics metrics_;
     ProbeService probe_{nullptr, nullptr};
     PresenceService presence_{nullptr, nullptr, nullptr, nullptr, metrics_};

@@ -13,10 +13,10 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include "../net/server_fixture.hpp"
 #include "../redis/fake_node.hpp"
 #include "cluster_client.hpp"
 #include "metrics.hpp"
-#include "node_connection.hpp"
 #include "service/presence_service.hpp"
 #include "spool.hpp"
 
@@ -276,19 +276,10 @@ TEST_F(PresenceServiceWithSpool, ASpoolThatCannotWriteFailsTheAck) {
 // With Redis: a fake node owning every slot.
 using redis::testing::FakeNode;
 
-struct BaseFree {
-    void operator()(event_base *b) const { event_base_free(b); }
-};
+using testing::BasePtr;
+using testing::run_until;
 
 std::string bulk(const std::string &s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
-
-template <typename Pred> bool run_until(event_base *base, Pred done) {
-    const auto deadline = redis::now_ms() + 5000;
-    while (!done() && redis::now_ms() < deadline) {
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    }
-    return done();
-}
 
 class PresenceServiceWithRedis : public ::testing::Test {
   protected:
@@ -325,7 +316,7 @@ class PresenceServiceWithRedis : public ::testing::Test {
         return out;
     }
 
-    std::unique_ptr<event_base, BaseFree> base_{event_base_new()};
+    BasePtr base_{event_base_new()};
     int port_ = 0;
     std::unique_ptr<FakeNode> node_;
     std::unique_ptr<redis::ClusterClient> client_;
