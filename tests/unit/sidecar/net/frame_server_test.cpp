@@ -13,21 +13,6 @@
 namespace levee::testing {
 namespace {
 
-// A standalone presence query for one user: answered at once.
-struct QueryFrame {
-    explicit QueryFrame(std::uint64_t id) {
-        q.n_users = 1;
-        q.users = users;
-        f.request_id = id;
-        f.body_case = LEVEE__FRAME__BODY_PRESENCE_QUERY;
-        f.presence_query = &q;
-    }
-    char user[6] = "alice";
-    char *users[1] = {user};
-    Levee__PresenceQuery q = LEVEE__PRESENCE_QUERY__INIT;
-    Levee__Frame f = LEVEE__FRAME__INIT;
-};
-
 std::vector<std::uint8_t> encoded(const Levee__Frame &frame) {
     std::vector<std::uint8_t> out;
     EXPECT_TRUE(encode_frame(frame, out));
@@ -59,7 +44,7 @@ TEST_F(FrameServerTest, HelloHandshakeIsAcceptedAndCounted) {
 }
 
 TEST_F(FrameServerTest, FramesSplitAtEveryByteBoundaryAreReassembled) {
-    QueryFrame query(9);
+    UserQuery query(9);
     std::vector<std::uint8_t> bytes = encoded(Client::hello_frame(LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT));
     const std::vector<std::uint8_t> q = encoded(query.f);
     bytes.insert(bytes.end(), q.begin(), q.end());
@@ -96,7 +81,7 @@ TEST_F(FrameServerTest, PipelinedFramesInOneWriteAreAnsweredInOrder) {
     auto c = connect_hello();
     std::vector<std::uint8_t> bytes;
     for (std::uint64_t id = 100; id < 110; id++) {
-        QueryFrame q(id);
+        UserQuery q(id);
         const auto b = encoded(q.f);
         bytes.insert(bytes.end(), b.begin(), b.end());
     }
@@ -116,7 +101,7 @@ TEST_F(FrameServerTest, OversizeLengthPrefixClosesOnlyThatConnection) {
     EXPECT_EQ(closed("oversize"), 1);
     EXPECT_EQ(server_->connection_count(), 1u);
 
-    QueryFrame q(3);
+    UserQuery q(3);
     good->send(q.f);
     expect_query_reply(*good, base(), 3);
 }
@@ -131,7 +116,7 @@ TEST_F(FrameServerTest, MalformedAndTruncatedFramesCloseTheirConnectionAndAreCou
     EXPECT_EQ(closed("malformed"), 1);
 
     auto truncated = connect_hello();
-    QueryFrame q(4);
+    UserQuery q(4);
     const auto b = encoded(q.f);
     truncated->send_bytes(b.data(), b.size() - 1);
     truncated->close_write();
@@ -152,7 +137,7 @@ TEST_F(FrameServerTest, MaxConnectionsRefusesTheSurplusAndCountsIt) {
     EXPECT_EQ(metrics_.value("leveed_connections_refused_total"), 1);
     EXPECT_EQ(server_->connection_count(), 2u);
 
-    QueryFrame q(5);
+    UserQuery q(5);
     a->send(q.f);
     expect_query_reply(*a, base(), 5);
 

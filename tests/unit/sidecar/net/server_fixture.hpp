@@ -1,6 +1,7 @@
 // leveed's socket server and dispatcher as leveed wires them, standalone (no
 // Redis, no database), on a real Unix socket in a temporary directory and a
-// libevent loop that the test pumps; and a nonblocking client for it.
+// libevent loop that the test pumps; and a client whose reads never block
+// (the loop runs on the test's own thread).
 #pragma once
 
 #include <cerrno>
@@ -37,6 +38,23 @@ template <typename Pred> bool run_until(event_base *base, Pred done) {
     }
     return done();
 }
+
+// A presence query for one user: standalone leveed answers it at once.
+struct UserQuery {
+    explicit UserQuery(std::uint64_t id) {
+        q.n_users = 1;
+        q.users = users;
+        f.request_id = id;
+        f.body_case = LEVEE__FRAME__BODY_PRESENCE_QUERY;
+        f.presence_query = &q;
+    }
+    UserQuery(const UserQuery &) = delete;
+    UserQuery &operator=(const UserQuery &) = delete;
+    char user[6] = "alice";
+    char *users[1] = {user};
+    Levee__PresenceQuery q = LEVEE__PRESENCE_QUERY__INIT;
+    Levee__Frame f = LEVEE__FRAME__INIT;
+};
 
 class Client {
   public:

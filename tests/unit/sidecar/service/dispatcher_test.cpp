@@ -14,20 +14,6 @@ namespace {
 
 using DispatcherTest = ServerFixture;
 
-struct UserQuery {
-    explicit UserQuery(std::uint64_t id) {
-        q.n_users = 1;
-        q.users = users;
-        f.request_id = id;
-        f.body_case = LEVEE__FRAME__BODY_PRESENCE_QUERY;
-        f.presence_query = &q;
-    }
-    char user[6] = "alice";
-    char *users[1] = {user};
-    Levee__PresenceQuery q = LEVEE__PRESENCE_QUERY__INIT;
-    Levee__Frame f = LEVEE__FRAME__INIT;
-};
-
 TEST(FrameTypeName, NamesEveryBodyAndUnknownOtherwise) {
     EXPECT_STREQ(frame_type_name(LEVEE__FRAME__BODY_HELLO), "hello");
     EXPECT_STREQ(frame_type_name(LEVEE__FRAME__BODY_PRESENCE_BATCH), "presence_batch");
