@@ -36,6 +36,7 @@ TEST_F(FrameServerTest, HelloHandshakeIsAcceptedAndCounted) {
     ASSERT_EQ(reply->body_case, LEVEE__FRAME__BODY_HELLO_REPLY);
     EXPECT_EQ(reply->request_id, 1u);
     EXPECT_TRUE(reply->hello_reply->accepted);
+    EXPECT_TRUE(reply->hello_reply->standalone); // the fixture has no Redis
     EXPECT_EQ(reply->hello_reply->protocol_version, static_cast<std::uint32_t>(LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT));
     EXPECT_STREQ(reply->hello_reply->server, "leveed/0.1.0");
     EXPECT_EQ(server_->connection_count(), 1u);

@@ -205,7 +205,7 @@ class ServerFixture : public ::testing::Test {
     PresenceService presence_{nullptr, nullptr, nullptr, nullptr, metrics_};
     LimitService limit_{nullptr, metrics_};
     RegistryService registry_{nullptr, metrics_};
-    Dispatcher dispatcher_{metrics_, probe_, presence_, limit_, registry_};
+    Dispatcher dispatcher_{metrics_, probe_, presence_, limit_, registry_, /*standalone=*/true};
     std::string dir_;
     std::unique_ptr<FrameServer> server_;
 };
