@@ -5,13 +5,13 @@ accuracy of the whole against one nginx's limit; the sidecar going away."""
 from __future__ import annotations
 
 import http.client
-import re
 import threading
 import time
 import uuid
 
 import pytest
 
+from harness.leveed import wait_linked
 from harness.wait import wait_until
 
 PORTS = ("port", "back")
@@ -48,12 +48,6 @@ def start(make_leveed, make_nginx, redis_seeds=None, rate="1r/m", burst=4, sync=
     return d, ngx
 
 
-def wait_linked(leveed, ngx, since: int = 0):
-    """Every worker of `ngx` said hello to `leveed` (after log offset `since`)."""
-    def linked():
-        pids = {int(p) for p in re.findall(r"hello_accepted .*?pid=(\d+)", leveed.log()[since:])}
-        return set(ngx.worker_pids()) <= pids
-    wait_until(linked, timeout=15)
 
 
 def hammer(ngx, key: str, seconds: float, threads: int = 2) -> None:

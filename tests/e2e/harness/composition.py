@@ -7,8 +7,8 @@ compared, and a backend server block for limited locations to proxy to
 from __future__ import annotations
 
 import os
-import re
 
+from .leveed import wait_linked  # noqa: F401  (re-export)
 from .wait import wait_until
 
 __all__ = ["LIMITERS", "PORTS", "backend", "limiter", "global_limiter", "wait_linked", "statuses",
@@ -57,13 +57,6 @@ def global_limiter(sock: str, key: str, burst: int) -> tuple[str, str]:
             "levee_limit z nodelay;")
 
 
-def wait_linked(leveed, ngx) -> None:
-    """Every worker of ``ngx`` said hello to ``leveed``: a global limit is
-    counted from then on (before, it fails open)."""
-    def linked():
-        pids = {int(p) for p in re.findall(r"hello_accepted .*?pid=(\d+)", leveed.log())}
-        return set(ngx.worker_pids()) <= pids
-    wait_until(linked, timeout=15, message="every nginx worker linked to leveed")
 
 
 def statuses(ngx, n: int, path: str = "/", headers: dict | None = None) -> list[int]:

@@ -238,3 +238,15 @@ class Leveed(Component):
 
     def describe(self) -> str:
         return f"leveed {self.socket_path} pid={self.pid}"
+
+
+def wait_linked(leveed, ngx, since: int = 0) -> None:
+    """Every worker of ``ngx`` said hello to ``leveed`` (after offset ``since``
+    of its log): global limits are counted and presence is answered by every
+    worker from then on, whichever worker a request reaches."""
+    from .wait import wait_until
+
+    def linked():
+        pids = {int(p) for p in re.findall(r"hello_accepted .*?pid=(\d+)", leveed.log()[since:])}
+        return set(ngx.worker_pids()) <= pids
+    wait_until(linked, timeout=15, message="every nginx worker linked to leveed")
