@@ -14,15 +14,6 @@ extern "C" {
 #include "core/sticky/sticky_chooser.hpp"
 
 
-/* registry buffer of a worker: distinct keys and key bytes between flushes */
-#define NGX_HTTP_LEVEE_REGISTRY_KEYS       8192
-#define NGX_HTTP_LEVEE_REGISTRY_KEY_BYTES  (512 * 1024)
-/* longer keys are not recorded: they are no user ids */
-#define NGX_HTTP_LEVEE_REGISTRY_MAX_KEY    512
-/* entries per frame: 512 keys of 512 bytes stay well under a frame's 1 MiB */
-#define NGX_HTTP_LEVEE_REGISTRY_BATCH      512
-
-
 typedef struct {
     levee::sticky::StickyChooser      *chooser;
     ngx_uint_t                         number;
