@@ -381,6 +381,19 @@ LoadRun simulate(Method m, uint32_t factor_milli) {
 
 }  // namespace
 
+TEST(Stability, ParseMethodNamesTheThreeMethodsOnly) {
+  Method m = Method::kMaglev;
+  EXPECT_TRUE(parse_method("rendezvous", 10, &m));
+  EXPECT_EQ(m, Method::kRendezvous);
+  EXPECT_TRUE(parse_method("ketama", 6, &m));
+  EXPECT_EQ(m, Method::kKetama);
+  EXPECT_TRUE(parse_method("maglev", 6, &m));
+  EXPECT_EQ(m, Method::kMaglev);
+  EXPECT_FALSE(parse_method("maglevx", 7, &m));
+  EXPECT_FALSE(parse_method("magle", 5, &m));
+  EXPECT_FALSE(parse_method("", 0, &m));
+}
+
 // pick_for_key: the rules get_peer applies to the choice sequence.
 TEST(PickForKey, FallbackOffIsTheHomeServerOrNone) {
   auto c = build(Method::kMaglev, servers(kServers));
