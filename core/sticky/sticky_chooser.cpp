@@ -1,6 +1,7 @@
 #include "core/sticky/sticky_chooser.hpp"
 
 #include <map>
+#include <string_view>
 
 #include "core/sticky/ketama.hpp"
 #include "core/sticky/maglev.hpp"
@@ -17,6 +18,20 @@ std::vector<std::string> unique_names(const std::vector<StickyServer> &servers) 
         names.push_back(n == 0 ? s.name : s.name + "#" + std::to_string(n));
     }
     return names;
+}
+
+bool parse_method(const char *s, uint64_t len, Method *method) {
+    const std::string_view name(s, len);
+    if (name == "maglev") {
+        *method = Method::kMaglev;
+    } else if (name == "ketama") {
+        *method = Method::kKetama;
+    } else if (name == "rendezvous") {
+        *method = Method::kRendezvous;
+    } else {
+        return false;
+    }
+    return true;
 }
 
 std::unique_ptr<StickyChooser> make_sticky_chooser(Method method, const std::vector<StickyServer> &servers,

@@ -23,6 +23,10 @@ struct StickyServer {
 
 enum class Method { kMaglev, kKetama, kRendezvous };
 
+// "maglev", "ketama" or "rendezvous" (the directive's method= values); false
+// for anything else.
+bool parse_method(const char *s, uint64_t len, Method *method);
+
 class StickyChooser {
   public:
     virtual ~StickyChooser() = default;
@@ -68,6 +72,26 @@ int64_t pick(const StickyChooser &chooser, uint64_t key_hash, uint32_t max_attem
             return i;
     }
     return -1;
+}
+
+// The balancer's server for a key, `usable(index, within_bound)` saying
+// whether a server can take the request (within its load bound when asked).
+// With `fallback` the first usable server of the key's sequence (pick), within
+// the bound when `bounded`; when every server is at its bound (in-flight counts
+// race between workers) the key's own order wins over the bound. Without
+// `fallback` the key's home server or none. -1: none, try the backup servers.
+template <class Usable>
+int64_t pick_for_key(const StickyChooser &chooser, uint64_t key_hash, uint32_t max_attempts, bool fallback,
+                     bool bounded, Usable &&usable) {
+    if (!fallback) {
+        uint32_t home = chooser.choose(key_hash, 0);
+        return usable(home, false) ? static_cast<int64_t>(home) : -1;
+    }
+    int64_t chosen = pick(chooser, key_hash, max_attempts, [&](uint32_t i) { return usable(i, bounded); });
+    if (chosen < 0 && bounded) {
+        chosen = pick(chooser, key_hash, max_attempts, [&](uint32_t i) { return usable(i, false); });
+    }
+    return chosen;
 }
 
 } // namespace levee::sticky

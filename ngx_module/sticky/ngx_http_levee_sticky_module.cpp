@@ -8,8 +8,8 @@
  *     }
  *
  * The choice of a server per key is made by the nginx-free core
- * (core/sticky_chooser.hpp), built once per configuration from the peer
- * list. Per request: one hash of the key, table look-ups, and the round
+ * (core/sticky/sticky_chooser.hpp), built once per configuration from the
+ * peer list. Per request: one hash of the key, table look-ups, and the round
  * robin peer state (down, max_fails/fail_timeout, max_conns, conns) read
  * under the upstream zone's read lock. In-flight counts for bounded_load are
  * nginx's own peer->conns: shared by all workers when the upstream has a
@@ -18,9 +18,9 @@
  *     levee_sticky_registry on [ttl=1h] [flush=500ms];
  *
  * records the server chosen for each key in the Redis Cluster, through
- * leveed, as `levee:s:{KEY}` = "host:port" with the TTL. The request only
- * stores the choice in a per-worker buffer (one record per key: the latest
- * wins); the worker's flush timer sends the buffer to leveed in batches.
+ * leveed, as `levee:s:{KEY}` = "host:port" with the TTL: its directive is
+ * parsed here, the recording and flushing live in
+ * ngx_http_levee_sticky_registry.cpp.
  */
 
 extern "C" {
@@ -35,66 +35,18 @@ extern "C" {
 
 #include "core/sticky/bounded_load.hpp"
 #include "core/sticky/key_hash.hpp"
-#include "ngx_http_levee_module.h"
-#include "ngx_levee_link.h"
-#include "core/sticky/registry_buffer.hpp"
 #include "core/sticky/sticky_chooser.hpp"
+#include "ngx_http_levee_module.h"
+#include "ngx_http_levee_sticky.h"
 
 
 using levee::sticky::Method;
-using levee::sticky::RegistryBuffer;
 using levee::sticky::StickyChooser;
 using levee::sticky::StickyServer;
 
 
 /* choices of a key tried before the fixed-order scan of every server */
 #define NGX_HTTP_LEVEE_STICKY_ATTEMPTS  20
-
-/* registry buffer of a worker: distinct keys and key bytes between flushes */
-#define NGX_HTTP_LEVEE_REGISTRY_KEYS       8192
-#define NGX_HTTP_LEVEE_REGISTRY_KEY_BYTES  (512 * 1024)
-/* longer keys are not recorded: they are no user ids */
-#define NGX_HTTP_LEVEE_REGISTRY_MAX_KEY    512
-/* entries per frame: 512 keys of 512 bytes stay well under a frame's 1 MiB */
-#define NGX_HTTP_LEVEE_REGISTRY_BATCH      512
-
-
-typedef struct {
-    StickyChooser                     *chooser;
-    ngx_uint_t                         number;
-    /* this worker's peers by chooser index, filled on first use (with a
-     * zone the peers live in shared memory, not where they were at
-     * configuration time) */
-    ngx_http_upstream_rr_peer_t      **peer;
-} ngx_http_levee_sticky_table_t;
-
-
-typedef struct {
-    ngx_http_complex_value_t           key;
-    ngx_uint_t                         method;
-    uint32_t                           bounded;   /* thousandths, 0: off */
-    ngx_flag_t                         fallback;
-    ngx_flag_t                         set;
-
-    ngx_flag_t                         registry;
-    ngx_flag_t                         registry_set;
-    ngx_msec_t                         registry_ttl;
-    ngx_msec_t                         registry_flush;
-
-    ngx_http_levee_sticky_table_t      primary;
-    ngx_http_levee_sticky_table_t      backup;
-    ngx_http_upstream_rr_peers_t      *peers;     /* what the tables map */
-} ngx_http_levee_sticky_srv_conf_t;
-
-
-typedef struct {
-    /* the round robin data must be first */
-    ngx_http_upstream_rr_peer_data_t   rrp;
-    ngx_http_levee_sticky_srv_conf_t  *conf;
-    uint64_t                           hash;
-    ngx_flag_t                         in_backup;
-    ngx_str_t                          key;
-} ngx_http_levee_sticky_peer_data_t;
 
 
 static void *ngx_http_levee_sticky_create_conf(ngx_conf_t *cf);
@@ -114,14 +66,6 @@ static ngx_int_t ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static char *ngx_http_levee_sticky_registry(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
-static ngx_int_t ngx_http_levee_sticky_postconf(ngx_conf_t *cf);
-static void ngx_http_levee_sticky_record(ngx_http_levee_sticky_peer_data_t *sp,
-    ngx_str_t *server);
-static ngx_int_t ngx_http_levee_sticky_init_process(ngx_cycle_t *cycle);
-static void ngx_http_levee_sticky_exit_process(ngx_cycle_t *cycle);
-static void ngx_http_levee_sticky_flush(ngx_event_t *ev);
-static void ngx_http_levee_sticky_on_ack(const Levee__Frame *frame,
-    void *data);
 
 
 static ngx_command_t  ngx_http_levee_sticky_commands[] = {
@@ -179,26 +123,6 @@ ngx_module_t  ngx_http_levee_sticky_module = {
 }
 
 
-/* Worker-local state of the connection registry. */
-static RegistryBuffer    *ngx_http_levee_sticky_buffer;
-static ngx_event_t        ngx_http_levee_sticky_timer;
-static ngx_connection_t   ngx_http_levee_sticky_dummy;
-static ngx_msec_t         ngx_http_levee_sticky_interval;
-static ngx_flag_t         ngx_http_levee_sticky_expedited;
-static ngx_flag_t         ngx_http_levee_sticky_acked_ok = 1;
-static uint64_t           ngx_http_levee_sticky_dropped;
-static uint64_t           ngx_http_levee_sticky_logged_dropped;
-static ngx_msec_t         ngx_http_levee_sticky_logged_at;
-
-
-static ngx_str_t  ngx_http_levee_sticky_methods[] = {
-    ngx_string("maglev"),
-    ngx_string("ketama"),
-    ngx_string("rendezvous"),
-    ngx_null_string
-};
-
-
 static void *
 ngx_http_levee_sticky_create_conf(ngx_conf_t *cf)
 {
@@ -221,8 +145,9 @@ ngx_http_levee_sticky(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_levee_sticky_srv_conf_t *scf =
                                      (ngx_http_levee_sticky_srv_conf_t *) conf;
 
+    Method                             method;
     ngx_str_t                         *value, v;
-    ngx_uint_t                         i, m;
+    ngx_uint_t                         i;
     ngx_flag_t                         have_key, bounded_set, fallback_set;
     ngx_http_upstream_srv_conf_t      *uscf;
     ngx_http_compile_complex_value_t   ccv;
@@ -280,16 +205,9 @@ ngx_http_levee_sticky(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             v.data = value[i].data + 7;
             v.len = value[i].len - 7;
 
-            for (m = 0; ngx_http_levee_sticky_methods[m].len; m++) {
-                if (v.len == ngx_http_levee_sticky_methods[m].len
-                    && ngx_strncmp(v.data, ngx_http_levee_sticky_methods[m].data,
-                                   v.len) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (ngx_http_levee_sticky_methods[m].len == 0) {
+            if (!levee::sticky::parse_method((const char *) v.data, v.len,
+                                             &method))
+            {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid levee_sticky method \"%V\": "
                                    "expected maglev, ketama or rendezvous",
@@ -297,7 +215,7 @@ ngx_http_levee_sticky(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return (char *) NGX_CONF_ERROR;
             }
 
-            scf->method = m;
+            scf->method = (ngx_uint_t) method;
             continue;
         }
 
@@ -585,7 +503,6 @@ ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc, void *data)
 
     time_t                             now;
     int64_t                            chosen;
-    uint32_t                           home;
     ngx_int_t                          rc;
     uintptr_t                          m;
     ngx_uint_t                         i, n, total, weight;
@@ -636,7 +553,7 @@ ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc, void *data)
             }
         }
 
-        auto usable = [&](uint32_t idx, ngx_flag_t bounded) -> bool {
+        auto usable = [&](uint32_t idx, bool bounded) -> bool {
             ngx_http_upstream_rr_peer_t  *p = table->peer[idx];
 
             if (sp->rrp.tried[idx / (8 * sizeof(uintptr_t))]
@@ -655,27 +572,10 @@ ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc, void *data)
                                           scf->bounded);
         };
 
-        if (scf->fallback) {
-            chosen = levee::sticky::pick(*table->chooser, sp->hash,
-                                         NGX_HTTP_LEVEE_STICKY_ATTEMPTS,
-                                         [&](uint32_t idx) {
-                                             return usable(idx, scf->bounded);
-                                         });
-
-            if (chosen < 0 && scf->bounded) {
-                /* every server at its bound (only while counts race
-                 * between workers): the key's own choice order wins */
-                chosen = levee::sticky::pick(*table->chooser, sp->hash,
+        chosen = levee::sticky::pick_for_key(*table->chooser, sp->hash,
                                              NGX_HTTP_LEVEE_STICKY_ATTEMPTS,
-                                             [&](uint32_t idx) {
-                                                 return usable(idx, 0);
-                                             });
-            }
-
-        } else {
-            home = table->chooser->choose(sp->hash, 0);
-            chosen = usable(home, 0) ? (int64_t) home : -1;
-        }
+                                             scf->fallback, scf->bounded != 0,
+                                             usable);
 
         if (chosen >= 0) {
             break;
@@ -737,10 +637,6 @@ ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc, void *data)
 
     return NGX_OK;
 }
-
-
-
-/* ---------------------------------------------------------------- registry */
 
 
 /* levee_sticky_registry on [ttl=1h] [flush=500ms] | off; */
@@ -831,373 +727,4 @@ ngx_http_levee_sticky_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     scf->registry_set = 1;
 
     return NGX_CONF_OK;
-}
-
-
-/*
- * The registry is written by the levee_sticky balancer through leveed: both
- * must be configured. Checked once the whole http block is read, since
- * levee_sidecar may come after the upstream, and levee_sticky after
- * levee_sticky_registry.
- */
-static ngx_int_t
-ngx_http_levee_sticky_postconf(ngx_conf_t *cf)
-{
-    ngx_uint_t                         i;
-    ngx_http_levee_main_conf_t        *lmcf;
-    ngx_http_upstream_srv_conf_t     **uscfp;
-    ngx_http_upstream_main_conf_t     *umcf;
-    ngx_http_levee_sticky_srv_conf_t  *scf;
-
-    umcf = (ngx_http_upstream_main_conf_t *)
-               ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
-    lmcf = (ngx_http_levee_main_conf_t *)
-               ngx_http_conf_get_module_main_conf(cf, ngx_http_levee_module);
-
-    uscfp = (ngx_http_upstream_srv_conf_t **) umcf->upstreams.elts;
-
-    for (i = 0; i < umcf->upstreams.nelts; i++) {
-        if (uscfp[i]->srv_conf == NULL) {
-            continue;
-        }
-
-        scf = (ngx_http_levee_sticky_srv_conf_t *)
-                  uscfp[i]->srv_conf[ngx_http_levee_sticky_module.ctx_index];
-
-        if (scf == NULL || !scf->registry) {
-            continue;
-        }
-
-        if (!scf->set) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "levee_sticky_registry needs levee_sticky in "
-                          "upstream \"%V\" in %s:%ui", &uscfp[i]->host,
-                          uscfp[i]->file_name, uscfp[i]->line);
-            return NGX_ERROR;
-        }
-
-        if (lmcf == NULL || !lmcf->sidecar_set) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "levee_sticky_registry in upstream \"%V\" needs "
-                          "levee_sidecar in the http block in %s:%ui",
-                          &uscfp[i]->host, uscfp[i]->file_name,
-                          uscfp[i]->line);
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* On the request path: memory only, no I/O, no allocation. */
-static void
-ngx_http_levee_sticky_record(ngx_http_levee_sticky_peer_data_t *sp,
-    ngx_str_t *server)
-{
-    RegistryBuffer::Put                put;
-    ngx_http_levee_sticky_srv_conf_t  *scf = sp->conf;
-
-    if (!scf->registry || ngx_http_levee_sticky_buffer == NULL) {
-        return;
-    }
-
-    if (sp->key.len > NGX_HTTP_LEVEE_REGISTRY_MAX_KEY) {
-        ngx_http_levee_sticky_dropped++;
-        return;
-    }
-
-    put = ngx_http_levee_sticky_buffer->put(sp->hash, sp->key.data,
-                                            sp->key.len, server->data,
-                                            server->len,
-                                            (uint32_t) scf->registry_ttl,
-                                            (int64_t) ngx_current_msec);
-
-    /* half full: flush now rather than drop keys before the interval ends */
-    if (put == RegistryBuffer::Put::kAdded
-        && ngx_http_levee_sticky_buffer->size()
-           >= ngx_http_levee_sticky_buffer->max_keys() / 2
-        && !ngx_http_levee_sticky_expedited
-        && ngx_http_levee_sticky_timer.timer_set)
-    {
-        ngx_http_levee_sticky_expedited = 1;
-        ngx_del_timer(&ngx_http_levee_sticky_timer);
-        ngx_add_timer(&ngx_http_levee_sticky_timer, 1);
-    }
-}
-
-
-static ngx_int_t
-ngx_http_levee_sticky_init_process(ngx_cycle_t *cycle)
-{
-    ngx_uint_t                         i;
-    ngx_msec_t                         interval;
-    ngx_http_upstream_srv_conf_t     **uscfp;
-    ngx_http_upstream_main_conf_t     *umcf;
-    ngx_http_levee_sticky_srv_conf_t  *scf;
-
-    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) {
-        return NGX_OK;
-    }
-
-    umcf = (ngx_http_upstream_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(cycle,
-                                                   ngx_http_upstream_module);
-    if (umcf == NULL) {
-        return NGX_OK;
-    }
-
-    interval = 0;
-    uscfp = (ngx_http_upstream_srv_conf_t **) umcf->upstreams.elts;
-
-    for (i = 0; i < umcf->upstreams.nelts; i++) {
-        if (uscfp[i]->srv_conf == NULL) {
-            continue;
-        }
-
-        scf = (ngx_http_levee_sticky_srv_conf_t *)
-                  uscfp[i]->srv_conf[ngx_http_levee_sticky_module.ctx_index];
-
-        if (scf != NULL && scf->registry && scf->set) {
-            interval = interval ? ngx_min(interval, scf->registry_flush)
-                                : scf->registry_flush;
-        }
-    }
-
-    if (interval == 0) {
-        return NGX_OK;
-    }
-
-    try {
-        ngx_http_levee_sticky_buffer = new RegistryBuffer(
-                                         NGX_HTTP_LEVEE_REGISTRY_KEYS,
-                                         NGX_HTTP_LEVEE_REGISTRY_KEY_BYTES);
-    } catch (const std::bad_alloc &) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "levee_sticky_registry: out of memory for the buffer");
-        return NGX_ERROR;
-    }
-
-    if (ngx_levee_link_on_frame(LEVEE__FRAME__BODY_REGISTRY_ACK,
-                                ngx_http_levee_sticky_on_ack, NULL)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_http_levee_sticky_interval = interval;
-    ngx_http_levee_sticky_dummy.fd = (ngx_socket_t) -1;
-    ngx_http_levee_sticky_timer.handler = ngx_http_levee_sticky_flush;
-    ngx_http_levee_sticky_timer.log = cycle->log;
-    ngx_http_levee_sticky_timer.data = &ngx_http_levee_sticky_dummy;
-    ngx_http_levee_sticky_timer.cancelable = 1;
-
-    ngx_add_timer(&ngx_http_levee_sticky_timer, interval);
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_levee_sticky_exit_process(ngx_cycle_t *cycle)
-{
-    delete ngx_http_levee_sticky_buffer;
-    ngx_http_levee_sticky_buffer = NULL;
-}
-
-
-static ngx_int_t
-ngx_http_levee_sticky_send(uint32_t ttl_ms, Levee__RegistryEntry **ptrs,
-    ngx_uint_t n)
-{
-    Levee__Frame          frame = LEVEE__FRAME__INIT;
-    Levee__RegistryBatch  batch = LEVEE__REGISTRY_BATCH__INIT;
-
-    batch.ttl_ms = ttl_ms;
-    batch.n_entries = n;
-    batch.entries = ptrs;
-    frame.body_case = LEVEE__FRAME__BODY_REGISTRY_BATCH;
-    frame.registry_batch = &batch;
-
-    return ngx_levee_link_send(&frame, NULL);
-}
-
-
-/* Sends the buffer, one frame per TTL and NGX_HTTP_LEVEE_REGISTRY_BATCH keys. */
-static void
-ngx_http_levee_sticky_flush_buffer(RegistryBuffer *buf)
-{
-    int64_t                now;
-    uint32_t               ttl;
-    ngx_uint_t             n, sent, nttls;
-    uint32_t               ttls[16];
-    ngx_flag_t             found;
-    Levee__RegistryEntry   entries[NGX_HTTP_LEVEE_REGISTRY_BATCH];
-    Levee__RegistryEntry  *ptrs[NGX_HTTP_LEVEE_REGISTRY_BATCH];
-    /* the frame wants NUL-terminated servers; peer names are not */
-    u_char                 servers[NGX_HTTP_LEVEE_REGISTRY_BATCH][NGX_SOCKADDR_STRLEN + 1];
-
-    now = (int64_t) ngx_current_msec;
-    nttls = 0;
-    sent = 0;
-
-    for ( ;; ) {
-        /* the next TTL not sent yet; upstreams rarely differ */
-        found = 0;
-        ttl = 0;
-
-        buf->for_each([&](const RegistryBuffer::Record &r) {
-            if (found) {
-                return;
-            }
-
-            for (ngx_uint_t k = 0; k < nttls; k++) {
-                if (ttls[k] == r.ttl_ms) {
-                    return;
-                }
-            }
-
-            ttl = r.ttl_ms;
-            found = 1;
-        });
-
-        if (!found) {
-            break;
-        }
-
-        if (nttls == sizeof(ttls) / sizeof(ttls[0])) {
-            /* more distinct TTLs than one flush sends: the rest is counted, not lost silently */
-            buf->for_each([&](const RegistryBuffer::Record &r) {
-                for (ngx_uint_t k = 0; k < nttls; k++) {
-                    if (ttls[k] == r.ttl_ms) {
-                        return;
-                    }
-                }
-                ngx_http_levee_sticky_dropped++;
-            });
-            break;
-        }
-
-        ttls[nttls++] = ttl;
-        n = 0;
-
-        auto flush = [&]() {
-            if (n == 0) {
-                return;
-            }
-
-            if (ngx_http_levee_sticky_send(ttl, ptrs, n) == NGX_OK) {
-                sent += n;
-
-            } else {
-                ngx_http_levee_sticky_dropped += n;
-            }
-
-            n = 0;
-        };
-
-        buf->for_each([&](const RegistryBuffer::Record &r) {
-            size_t  len;
-
-            if (r.ttl_ms != ttl) {
-                return;
-            }
-
-            /* held back longer than its TTL while leveed was away: stale */
-            if (now - r.recorded_ms >= (int64_t) r.ttl_ms) {
-                ngx_http_levee_sticky_dropped++;
-                return;
-            }
-
-            len = ngx_min(r.server.size(), (size_t) NGX_SOCKADDR_STRLEN);
-            ngx_memcpy(servers[n], r.server.data(), len);
-            servers[n][len] = '\0';
-
-            levee__registry_entry__init(&entries[n]);
-            entries[n].key.data = (uint8_t *) r.key.data();
-            entries[n].key.len = r.key.size();
-            entries[n].server = (char *) servers[n];
-            ptrs[n] = &entries[n];
-
-            if (++n == NGX_HTTP_LEVEE_REGISTRY_BATCH) {
-                flush();
-            }
-        });
-
-        flush();
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "levee sticky registry: %ui keys sent", sent);
-
-    buf->clear();
-}
-
-
-static void
-ngx_http_levee_sticky_flush(ngx_event_t *ev)
-{
-    uint64_t         dropped;
-    RegistryBuffer  *buf = ngx_http_levee_sticky_buffer;
-
-    ngx_http_levee_sticky_expedited = 0;
-
-    if (ngx_exiting || ngx_quit || ngx_terminate || buf == NULL) {
-        return;
-    }
-
-    if (!buf->empty()) {
-        if (ngx_levee_link_ready()) {
-            ngx_http_levee_sticky_flush_buffer(buf);
-
-        } else if (buf->size() == buf->max_keys()) {
-            /* leveed is away and new keys no longer fit: the newest
-             * choices are worth more than the oldest ones */
-            ngx_http_levee_sticky_dropped += buf->size();
-            buf->clear();
-        }
-    }
-
-    dropped = ngx_http_levee_sticky_dropped + buf->dropped();
-
-    if (dropped != ngx_http_levee_sticky_logged_dropped
-        && ngx_current_msec - ngx_http_levee_sticky_logged_at >= 10000)
-    {
-        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
-                      "levee_sticky_registry: %uL choices not recorded since "
-                      "the last report (buffer full, key longer than %d "
-                      "bytes or leveed away), %uL in all",
-                      dropped - ngx_http_levee_sticky_logged_dropped,
-                      NGX_HTTP_LEVEE_REGISTRY_MAX_KEY, dropped);
-
-        ngx_http_levee_sticky_logged_dropped = dropped;
-        ngx_http_levee_sticky_logged_at = ngx_current_msec;
-    }
-
-    ngx_add_timer(ev, ngx_http_levee_sticky_interval);
-}
-
-
-/* Records are not resent: the next request of a key records it again. */
-static void
-ngx_http_levee_sticky_on_ack(const Levee__Frame *frame, void *data)
-{
-    const Levee__RegistryAck  *ack = frame->registry_ack;
-
-    if (ack->ok == (ngx_http_levee_sticky_acked_ok ? 1 : 0)) {
-        return;
-    }
-
-    if (ack->ok) {
-        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                      "levee_sticky_registry: writes succeed again");
-
-    } else {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "levee_sticky_registry: leveed could not write "
-                      "%s", ack->error && ack->error[0] ? ack->error
-                                                        : "the registry");
-    }
-
-    ngx_http_levee_sticky_acked_ok = ack->ok ? 1 : 0;
 }

@@ -381,6 +381,47 @@ LoadRun simulate(Method m, uint32_t factor_milli) {
 
 }  // namespace
 
+TEST(Stability, ParseMethodNamesTheThreeMethodsOnly) {
+  Method m = Method::kMaglev;
+  EXPECT_TRUE(parse_method("rendezvous", 10, &m));
+  EXPECT_EQ(m, Method::kRendezvous);
+  EXPECT_TRUE(parse_method("ketama", 6, &m));
+  EXPECT_EQ(m, Method::kKetama);
+  EXPECT_TRUE(parse_method("maglev", 6, &m));
+  EXPECT_EQ(m, Method::kMaglev);
+  EXPECT_FALSE(parse_method("maglevx", 7, &m));
+  EXPECT_FALSE(parse_method("magle", 5, &m));
+  EXPECT_FALSE(parse_method("", 0, &m));
+}
+
+// pick_for_key: the rules get_peer applies to the choice sequence.
+TEST(PickForKey, FallbackOffIsTheHomeServerOrNone) {
+  auto c = build(Method::kMaglev, servers(kServers));
+  uint64_t h = key_hash(reinterpret_cast<const unsigned char *>("alice"), 5);
+  uint32_t home = c->choose(h, 0);
+  EXPECT_EQ(pick_for_key(*c, h, 20, false, false, [](uint32_t, bool) { return true; }), int64_t(home));
+  EXPECT_EQ(pick_for_key(*c, h, 20, false, false, [&](uint32_t i, bool) { return i != home; }), -1);
+}
+
+TEST(PickForKey, FallbackTakesTheNextChoiceWithinTheBound) {
+  auto c = build(Method::kMaglev, servers(kServers));
+  uint64_t h = key_hash(reinterpret_cast<const unsigned char *>("alice"), 5);
+  uint32_t home = c->choose(h, 0);
+  int64_t next = pick(*c, h, 20, [&](uint32_t i) { return i != home; });
+  // the home server is at its bound: the bounded check is what refuses it
+  auto at_bound = [&](uint32_t i, bool within) { return !within || i != home; };
+  EXPECT_EQ(pick_for_key(*c, h, 20, true, true, at_bound), next);
+  EXPECT_EQ(pick_for_key(*c, h, 20, true, false, at_bound), int64_t(home));
+}
+
+TEST(PickForKey, EveryServerAtItsBoundKeepsTheKeysOwnOrder) {
+  auto c = build(Method::kMaglev, servers(kServers));
+  uint64_t h = key_hash(reinterpret_cast<const unsigned char *>("alice"), 5);
+  uint32_t home = c->choose(h, 0);
+  EXPECT_EQ(pick_for_key(*c, h, 20, true, true, [](uint32_t, bool within) { return !within; }), int64_t(home));
+  EXPECT_EQ(pick_for_key(*c, h, 20, true, true, [](uint32_t, bool) { return false; }), -1);
+}
+
 TEST(BoundedLoad, NoServerAbove125PercentOfMeanUnderSkew) {
   for (Method m : {Method::kMaglev, Method::kKetama, Method::kRendezvous}) {
     LoadRun r = simulate(m, 1250);
