@@ -125,18 +125,11 @@ ngx_http_levee_limit_retry_after(ngx_http_request_t *r, uint64_t reset_us)
 {
     ngx_table_elt_t  *h;
 
-    h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_levee_limit_add_header(r, "Retry-After", NGX_INT64_LEN);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->value.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (h->value.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
     h->value.len = ngx_sprintf(h->value.data, "%uL", (reset_us + 999999) / 1000000)
                    - h->value.data;
 
