@@ -21,4 +21,52 @@ uint32_t lease_want(uint32_t demand, int32_t held, uint64_t capacity, uint64_t r
     return w > 0x7fffffff ? 0x7fffffff : static_cast<uint32_t>(w);
 }
 
+LeaseTurn lease_turn(Entry &e, GlobalPart &g, uint32_t now_ms, uint64_t timeout_ms, uint64_t capacity,
+                     uint64_t refill_per_sync) {
+    LeaseTurn turn{false, false, 0};
+    if (g.pending_ms != 0) {
+        if (now_ms - g.pending_ms < timeout_ms) {
+            turn.waiting = true;
+            return turn;
+        }
+        e.flags |= kEntryUnavailable;
+        turn.unanswered = true;
+        g.pending_ms = 0;
+    }
+    turn.want = lease_want(g.demand, g.tokens, capacity, refill_per_sync, !(e.flags & kEntryLeased));
+    if (turn.want == 0) {
+        g.demand = 0;
+    }
+    return turn;
+}
+
+bool lease_apply(Entry &e, GlobalPart &g, uint32_t granted, bool failed) {
+    g.tokens += static_cast<int32_t>(granted);
+    g.pending_ms = 0;
+    e.flags |= kEntryLeased;
+    if (failed) {
+        e.flags |= kEntryUnavailable;
+        return true;
+    }
+    e.flags &= static_cast<uint8_t>(~kEntryUnavailable);
+    return false;
+}
+
+GlobalDecision global_admit(const Entry &e, GlobalPart &g, bool link_ready, bool may_wait) {
+    const bool available = link_ready && !(e.flags & kEntryUnavailable);
+
+    if (g.tokens > -kLeaseCredit && (g.tokens > 0 || available)) {
+        g.tokens--;
+        return {Admission::kPass, false};
+    }
+    if (!available) {
+        return {Admission::kFailMode, false};
+    }
+    const bool ask_now = g.pending_ms == 0;
+    if (may_wait && !(e.flags & kEntryLeased)) {
+        return {Admission::kWait, ask_now};
+    }
+    return {Admission::kRefuse, ask_now};
+}
+
 } // namespace levee::limit

@@ -1,9 +1,16 @@
-// How much global quota an nginx asks leveed for, per key and sync interval.
+// The quota an nginx leases from leveed for a global key: how much it asks
+// for, how an answer is applied, and how a request spends what is held.
 #pragma once
 
 #include <cstdint>
 
+#include "core/limit/limit_table.hpp"
+
 namespace levee::limit {
+
+// A worker may spend this many tokens of a key ahead of its grant: the
+// lease asked for next repays them.
+constexpr int32_t kLeaseCredit = 1;
 
 // Enough for the demand seen over the last interval, twice (asking ahead of
 // need, as Doorman does), less what is still held; never more than the
@@ -16,5 +23,51 @@ namespace levee::limit {
 // Redis is full. Redis still grants each token once, so this costs other
 // nginx instances nothing but the order in which they are served.
 uint32_t lease_want(uint32_t demand, int32_t held, uint64_t capacity, uint64_t refill_per_sync, bool first = false);
+
+// What the sync timer does with a key it takes from the queue of keys to
+// lease for, at `now_ms` (32 bits of the clock, compared modulo 2^32, never
+// 0): `waiting`, a request for the key is outstanding and younger than
+// `timeout_ms`, so the key goes back in the queue untouched. Otherwise the
+// outstanding request, if any, is given up: leveed answers what it cannot
+// serve in time with a failure, so no answer at all means leveed itself is
+// stuck and the key is as unavailable as if its lease had failed
+// (`unanswered`). Then `want` is what to ask for; when it is 0 the demand
+// seen is settled.
+struct LeaseTurn {
+    bool waiting;
+    bool unanswered;
+    uint32_t want;
+};
+LeaseTurn lease_turn(Entry &e, GlobalPart &g, uint32_t now_ms, uint64_t timeout_ms, uint64_t capacity,
+                     uint64_t refill_per_sync);
+
+// Applies leveed's answer for one key to its entry: the granted tokens are
+// added (repaying any credit spent), the outstanding request is settled and
+// the key counts as leased. A failed answer takes only this key out of
+// global counting, since a failing Redis master holds only its own keys,
+// until an answer succeeds. True: the key must be asked for again at the
+// next sync (it failed).
+bool lease_apply(Entry &e, GlobalPart &g, uint32_t granted, bool failed);
+
+enum class Admission {
+    kPass,     // a token was spent
+    kRefuse,   // nothing left to spend: the limit's status code
+    kFailMode, // the count is away (link down, or the key's lease failed): levee_limit_fail decides
+    kWait,     // nothing to spend, but no answer came for the key yet: wait for its first lease
+};
+
+struct GlobalDecision {
+    Admission admission;
+    // refused while no lease is outstanding for the key: lease now rather
+    // than a sync interval later
+    bool ask_now;
+};
+
+// Decides one request to a global key and, when it passes, spends a token.
+// Tokens held pass it whatever the link's state; the credit is spent only
+// while the count is reachable (`link_ready` and the key's lease did not
+// fail). `may_wait`: the request has not yet waited out its time for a
+// first lease.
+GlobalDecision global_admit(const Entry &e, GlobalPart &g, bool link_ready, bool may_wait);
 
 } // namespace levee::limit

@@ -7,25 +7,21 @@
  * nginx was granted, the sync timer of each worker asks for more every
  * `sync` interval, and a request only decrements a counter. Either way the
  * decision is a hash lookup and a few stores under the zone's mutex.
+ *
+ * This file holds the directives and the access handler; beside it are the
+ * shared zone (_zone.cpp), the lease client of the global scope
+ * (_lease.cpp), the request's context (_ctx.cpp) and the response headers
+ * (_headers.cpp).
  */
 
-extern "C" {
-#include <ngx_config.h>
-#include <ngx_core.h>
-#include <ngx_http.h>
-}
-
-#include "core/limit/gcra.hpp"
 #include "core/limit/lease.hpp"
-#include "core/limit/limit_table.hpp"
-#include "core/limit/rate_parse.hpp"
+#include "ngx_http_levee_limit.h"
 #include "ngx_http_levee_module.h"
-#include "ngx_levee_link.h"
 
+using levee::limit::Admission;
 using levee::limit::Entry;
 using levee::limit::GlobalPart;
 using levee::limit::Table;
-using levee::limit::TableHeader;
 
 
 /* $levee_limit_status, limit_req's values plus UNAVAILABLE */
@@ -39,8 +35,6 @@ using levee::limit::TableHeader;
 #define NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN    0
 #define NGX_HTTP_LEVEE_LIMIT_FAIL_CLOSED  1
 
-/* A worker may spend one token of a global key ahead of its grant. */
-#define NGX_HTTP_LEVEE_LIMIT_CREDIT       1
 /* A request to a global key that no lease has answered yet (a new key, or
  * one evicted and back) waits up to this long for the first lease instead of
  * being refused: the lease is usually a few ms away and the global bucket is
@@ -48,91 +42,13 @@ using levee::limit::TableHeader;
  * so far: about a dozen checks at most, however slow the lease. */
 #define NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT   250
 #define NGX_HTTP_LEVEE_LIMIT_WAIT_STEP    2
-/* Keys per lease frame: bounds the frame and the time the mutex is held. */
-#define NGX_HTTP_LEVEE_LIMIT_BATCH        512
-/* Bytes of keys per lease frame: any one key (at most 65535 bytes) fits. */
-#define NGX_HTTP_LEVEE_LIMIT_KEYS         (128 * 1024)
 #define NGX_HTTP_LEVEE_LIMIT_MIN_SIZE     (8 * 4096)
 
 
-typedef struct {
-    ngx_str_t                    name;
-    ngx_shm_zone_t              *shm_zone;
-    ngx_slab_pool_t             *shpool;
-    TableHeader                 *sh;
-    ngx_http_complex_value_t     key;
-    levee::limit::Rate           rate;
-    levee::limit::GcraParams     gcra;
-    ngx_uint_t                   burst;
-    ngx_flag_t                   global;
-    u_char                      *file;        /* where it is declared */
-    ngx_uint_t                   line;
-    ngx_msec_t                   sync;
-    uint64_t                     refill_per_sync;
-    uint64_t                     logged_evictions;   /* worker-local */
-} ngx_http_levee_limit_zone_t;
-
-
-typedef struct {
-    ngx_http_levee_limit_zone_t *zone;
-    levee::limit::GcraParams     gcra;        /* the zone's rate, this burst */
-    uint64_t                     delay;       /* excess passed at once */
-    unsigned                     dry_run:1;
-} ngx_http_levee_limit_t;
-
-
-typedef struct {
-    ngx_array_t                  zones;       /* ngx_http_levee_limit_zone_t * */
-    ngx_msec_t                   tick;
-} ngx_http_levee_limit_main_conf_t;
-
-
-typedef struct {
-    ngx_array_t                 *limits;      /* ngx_http_levee_limit_t */
-    ngx_uint_t                   status_code;
-    ngx_flag_t                   headers;
-    ngx_uint_t                   fail;
-    ngx_flag_t                   dry_run;
-    ngx_uint_t                   log_level;
-    ngx_uint_t                   delay_log_level;
-} ngx_http_levee_limit_loc_conf_t;
-
-
-typedef struct {
-    uint64_t                     remaining;
-    uint64_t                     reset_us;
-    uint64_t                     excess_us;   /* local: backlog on arrival */
-    ngx_msec_t                   delay;       /* what this limit asks */
-    unsigned                     applied:1;
-    unsigned                     unavailable:1; /* global count away: fail mode */
-    unsigned                     committed:1;
-    unsigned                     counted:1;    /* in the key's demand already */
-    unsigned                     may_wait:1;   /* for a first lease */
-    ngx_str_t                    key;
-} ngx_http_levee_limit_result_t;
-
-
-typedef struct {
-    ngx_uint_t                   status;
-    ngx_uint_t                   done;
-    ngx_msec_t                   wait_start;  /* of the first decision */
-    ngx_uint_t                   nresults;
-    ngx_http_levee_limit_result_t *results;
-    ngx_array_t                 *limits;
-} ngx_http_levee_limit_ctx_t;
-
-
 static ngx_int_t ngx_http_levee_limit_handler(ngx_http_request_t *r);
-static ngx_http_levee_limit_ctx_t *ngx_http_levee_limit_get_ctx(ngx_http_request_t *r);
-static void ngx_http_levee_limit_cleanup(void *data);
 static void ngx_http_levee_limit_delay(ngx_http_request_t *r);
-static ngx_int_t ngx_http_levee_limit_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_levee_limit_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_levee_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data);
-static void ngx_http_levee_limit_tick(ngx_event_t *ev);
-static void ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data);
-static void ngx_http_levee_limit_on_state(ngx_flag_t ready, void *data);
 
 static ngx_int_t ngx_http_levee_limit_add_variables(ngx_conf_t *cf);
 static void *ngx_http_levee_limit_create_main_conf(ngx_conf_t *cf);
@@ -141,7 +57,6 @@ static char *ngx_http_levee_limit_merge_loc_conf(ngx_conf_t *cf, void *parent, v
 static char *ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_levee_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_levee_limit_init(ngx_conf_t *cf);
-static ngx_int_t ngx_http_levee_limit_init_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_levee_limit_fail_modes[] = {
@@ -255,8 +170,6 @@ ngx_module_t  ngx_http_levee_limit_module = {
 }
 
 
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-
 static ngx_str_t  ngx_http_levee_limit_status_names[] = {
     ngx_null_string,
     ngx_string("PASSED"),
@@ -266,71 +179,6 @@ static ngx_str_t  ngx_http_levee_limit_status_names[] = {
     ngx_string("REJECTED_DRY_RUN"),
     ngx_string("UNAVAILABLE")
 };
-
-/* Worker-local state of the global scope. */
-static ngx_event_t        ngx_http_levee_limit_timer;
-static ngx_connection_t   ngx_http_levee_limit_dummy;
-static ngx_uint_t         ngx_http_levee_limit_global_ok;
-static ngx_uint_t         ngx_http_levee_limit_expedited;
-static ngx_uint_t         ngx_http_levee_limit_unanswered;
-static ngx_uint_t         ngx_http_levee_limit_failing;
-static ngx_msec_t         ngx_http_levee_limit_last_stats;
-static ngx_http_levee_limit_main_conf_t  *ngx_http_levee_limit_mcf;
-
-
-static void *
-ngx_http_levee_limit_slab_alloc(void *ctx, size_t size)
-{
-    return ngx_slab_alloc_locked((ngx_slab_pool_t *) ctx, size);
-}
-
-
-static void
-ngx_http_levee_limit_slab_free(void *ctx, void *p)
-{
-    ngx_slab_free_locked((ngx_slab_pool_t *) ctx, p);
-}
-
-
-static levee::limit::Allocator
-ngx_http_levee_limit_allocator(ngx_http_levee_limit_zone_t *zone)
-{
-    return { zone->shpool, ngx_http_levee_limit_slab_alloc,
-             ngx_http_levee_limit_slab_free };
-}
-
-
-static bool
-ngx_http_levee_limit_local_idle(const Entry *e, int64_t now_us)
-{
-    return levee::limit::gcra_idle(e->tat, now_us);
-}
-
-
-static bool
-ngx_http_levee_limit_global_idle(const Entry *e, int64_t now_us)
-{
-    const GlobalPart  *g;
-
-    g = (const GlobalPart *) ((const u_char *) e + levee::limit::kEntryHead);
-
-    /* unspent tokens are returned to nobody: dropping them under-admits */
-    return g->tokens == 0 && g->pending_ms == 0 && !(e->flags & levee::limit::kEntryDirty);
-}
-
-
-static Table
-ngx_http_levee_limit_table(ngx_http_levee_limit_zone_t *zone)
-{
-    return Table((u_char *) zone->shpool, zone->sh);
-}
-
-
-static int64_t
-ngx_http_levee_limit_now_us(void)
-{
-    return (int64_t) ngx_current_msec * 1000;
-}
 
 
 /* Decides one limit for a request; called with the zone unlocked. */
@@ -344,8 +192,8 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     uint32_t                      hash;
     int64_t                       now;
     ngx_int_t                     rc;
-    ngx_flag_t                    available;
     levee::limit::GcraDecision    d;
+    levee::limit::GlobalDecision  gd;
 
     if (ngx_http_complex_value(r, &zone->key, &res->key) != NGX_OK) {
         return NGX_ERROR;
@@ -371,10 +219,7 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
 
     e = t.find(hash, res->key.data, (uint16_t) res->key.len);
     if (e == NULL) {
-        e = t.insert(ngx_http_levee_limit_allocator(zone), hash, res->key.data,
-                     (uint16_t) res->key.len, now,
-                     zone->global ? ngx_http_levee_limit_global_idle
-                                  : ngx_http_levee_limit_local_idle);
+        e = ngx_http_levee_limit_insert(zone, hash, &res->key, now);
         if (e == NULL) {
             ngx_shmtx_unlock(&zone->shpool->mutex);
             return NGX_DECLINED;
@@ -413,36 +258,27 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     }
     t.mark_dirty(e);
 
-    available = ngx_http_levee_limit_global_ok
-                && !(e->flags & levee::limit::kEntryUnavailable);
+    gd = levee::limit::global_admit(*e, *g, ngx_http_levee_limit_link_ready(), res->may_wait);
 
-    if (g->tokens > -NGX_HTTP_LEVEE_LIMIT_CREDIT
-        && (g->tokens > 0 || available))
-    {
-        g->tokens--;
+    switch (gd.admission) {
+
+    case Admission::kPass:
         res->committed = 1;
         res->remaining = g->tokens > 0 ? g->tokens : 0;
         rc = NGX_OK;
+        break;
 
-    } else if (!available) {
+    case Admission::kFailMode:
         res->unavailable = 1;
         rc = llcf->fail == NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN ? NGX_DECLINED : NGX_ABORT;
+        break;
 
-    } else {
+    default: /* kRefuse, kWait */
         res->remaining = 0;
-        rc = NGX_BUSY;
+        rc = gd.admission == Admission::kWait ? NGX_AGAIN : NGX_BUSY;
 
-        /* the first miss of a key asks for quota now, not a sync later */
-        if (g->pending_ms == 0 && !ngx_http_levee_limit_expedited
-            && ngx_http_levee_limit_timer.timer_set)
-        {
-            ngx_http_levee_limit_expedited = 1;
-            ngx_del_timer(&ngx_http_levee_limit_timer);
-            ngx_add_timer(&ngx_http_levee_limit_timer, 1);
-        }
-
-        if (res->may_wait && !(e->flags & levee::limit::kEntryLeased)) {
-            rc = NGX_AGAIN;
+        if (gd.ask_now) {
+            ngx_http_levee_limit_ask_now();
         }
     }
 
@@ -514,41 +350,6 @@ ngx_http_levee_limit_log(ngx_http_request_t *r, ngx_http_levee_limit_loc_conf_t 
 }
 
 
-/*
- * An internal redirect (error_page, try_files, rewrite ... last, a named
- * location) clears every module's context, but a request is decided once,
- * as limit_req does: the context is kept in the pool's cleanup list too,
- * where the redirect does not reach, and found there again.
- */
-static ngx_http_levee_limit_ctx_t *
-ngx_http_levee_limit_get_ctx(ngx_http_request_t *r)
-{
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_levee_limit_ctx_t  *ctx;
-
-    ctx = (ngx_http_levee_limit_ctx_t *) ngx_http_get_module_ctx(r, ngx_http_levee_limit_module);
-
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-        for (cln = r->pool->cleanup; cln != NULL; cln = cln->next) {
-            if (cln->handler == ngx_http_levee_limit_cleanup) {
-                ctx = (ngx_http_levee_limit_ctx_t *) cln->data;
-                ngx_http_set_ctx(r, ctx, ngx_http_levee_limit_module);
-                break;
-            }
-        }
-    }
-
-    return ctx;
-}
-
-
-static void
-ngx_http_levee_limit_cleanup(void *data)
-{
-    /* nothing to free: the handler's address marks the context */
-}
-
-
 static ngx_int_t
 ngx_http_levee_limit_handler(ngx_http_request_t *r)
 {
@@ -556,8 +357,6 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
     ngx_uint_t                        dry_run, dry_delayed, dry_refused;
     ngx_int_t                         rc;
     ngx_msec_t                        delay;
-    ngx_table_elt_t                  *h;
-    ngx_pool_cleanup_t               *cln;
     ngx_http_levee_limit_t           *limits;
     ngx_http_levee_limit_ctx_t       *ctx;
     ngx_http_levee_limit_result_t    *res;
@@ -579,22 +378,10 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
     n = llcf->limits->nelts;
 
     if (ctx == NULL) {
-        cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_levee_limit_ctx_t)
-                                            + n * sizeof(ngx_http_levee_limit_result_t));
-        if (cln == NULL) {
+        ctx = ngx_http_levee_limit_create_ctx(r, llcf->limits);
+        if (ctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        ctx = (ngx_http_levee_limit_ctx_t *) cln->data;
-        ngx_memzero(ctx, sizeof(ngx_http_levee_limit_ctx_t)
-                         + n * sizeof(ngx_http_levee_limit_result_t));
-        cln->handler = ngx_http_levee_limit_cleanup;
-
-        ctx->results = (ngx_http_levee_limit_result_t *) (ctx + 1);
-        ctx->nresults = n;
-        ctx->limits = llcf->limits;
-        ctx->wait_start = ngx_current_msec;
-        ngx_http_set_ctx(r, ctx, ngx_http_levee_limit_module);
     }
 
     /* a request back from waiting for a first lease is decided afresh */
@@ -733,21 +520,9 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
 
     ctx->status = NGX_HTTP_LEVEE_LIMIT_REJECTED;
 
-    h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_levee_limit_retry_after(r, ctx->results[refused].reset_us) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->value.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (h->value.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.len = ngx_sprintf(h->value.data, "%uL",
-                               (uint64_t) ((ctx->results[refused].reset_us + 999999) / 1000000))
-                   - h->value.data;
 
     return llcf->status_code;
 }
@@ -780,106 +555,6 @@ ngx_http_levee_limit_delay(ngx_http_request_t *r)
 }
 
 
-static ngx_table_elt_t *
-ngx_http_levee_limit_add_header(ngx_http_request_t *r, const char *name, size_t size)
-{
-    ngx_table_elt_t  *h;
-
-    h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NULL;
-    }
-
-    h->value.data = (u_char *) ngx_pnalloc(r->pool, size);
-    if (h->value.data == NULL) {
-        return NULL;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value.len = 0;
-
-    return h;
-}
-
-
-/* RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers). */
-static ngx_int_t
-ngx_http_levee_limit_header_filter(ngx_http_request_t *r)
-{
-    size_t                            size;
-    u_char                           *p, *q;
-    ngx_uint_t                        i;
-    ngx_table_elt_t                  *policy, *state;
-    ngx_http_levee_limit_t           *limits;
-    ngx_http_levee_limit_ctx_t       *ctx;
-    ngx_http_levee_limit_zone_t      *zone;
-    ngx_http_levee_limit_result_t    *res;
-    ngx_http_levee_limit_loc_conf_t  *llcf;
-
-    if (r != r->main) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    ctx = ngx_http_levee_limit_get_ctx(r);
-    if (ctx == NULL || ctx->status == 0) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    llcf = (ngx_http_levee_limit_loc_conf_t *)
-               ngx_http_get_module_loc_conf(r, ngx_http_levee_limit_module);
-    if (!llcf->headers) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    limits = (ngx_http_levee_limit_t *) ctx->limits->elts;
-
-    size = 0;
-    for (i = 0; i < ctx->nresults; i++) {
-        size += limits[i].zone->name.len + 2 * NGX_INT64_LEN + sizeof("\"\";q=;w=, ");
-    }
-
-    policy = ngx_http_levee_limit_add_header(r, "RateLimit-Policy", size);
-    state = ngx_http_levee_limit_add_header(r, "RateLimit", size);
-    if (policy == NULL || state == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = policy->value.data;
-    q = state->value.data;
-
-    for (i = 0; i < ctx->nresults; i++) {
-        res = &ctx->results[i];
-        if (!res->applied) {
-            continue;
-        }
-
-        zone = limits[i].zone;
-
-        if (p != policy->value.data) {
-            p = ngx_cpymem(p, ", ", 2);
-            q = ngx_cpymem(q, ", ", 2);
-        }
-
-        p = ngx_sprintf(p, "\"%V\";q=%uL;w=%uL", &zone->name,
-                        (uint64_t) zone->rate.requests, (uint64_t) zone->rate.window_s);
-        q = ngx_sprintf(q, "\"%V\";r=%uL;t=%uL", &zone->name, res->remaining,
-                        (uint64_t) ((res->reset_us + 999999) / 1000000));
-    }
-
-    policy->value.len = p - policy->value.data;
-    state->value.len = q - state->value.data;
-
-    if (policy->value.len == 0) {
-        policy->hash = 0;
-        state->hash = 0;
-    }
-
-    return ngx_http_next_header_filter(r);
-}
-
-
 static ngx_int_t
 ngx_http_levee_limit_status_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
@@ -902,473 +577,7 @@ ngx_http_levee_limit_status_variable(ngx_http_request_t *r, ngx_http_variable_va
 }
 
 
-/* ---------------------------------------------------------------- global scope */
-
-
-static void
-ngx_http_levee_limit_log_stats(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log)
-{
-    uint64_t  evictions, expired, count;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    evictions = zone->sh->evictions;
-    expired = zone->sh->expired;
-    count = zone->sh->count;
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (evictions == zone->logged_evictions) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "levee_limit_zone \"%V\" is full: %uL keys evicted since the last "
-                  "report, %uL in all; %uL idle keys reclaimed; %uL keys tracked in %uz bytes",
-                  &zone->name, evictions - zone->logged_evictions, evictions, expired,
-                  count, zone->shm_zone->shm.size);
-
-    zone->logged_evictions = evictions;
-}
-
-
-static void
-ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log)
-{
-    ngx_uint_t                 i, n, visited, unanswered;
-    uint32_t                   want, now;
-    ngx_msec_t                 timeout;
-    Entry                     *e;
-    GlobalPart                *g;
-    Levee__Frame               frame = LEVEE__FRAME__INIT;
-    Levee__LimitLeaseRequest   req = LEVEE__LIMIT_LEASE_REQUEST__INIT;
-    Levee__LimitLeaseEntry     entries[NGX_HTTP_LEVEE_LIMIT_BATCH];
-    uint32_t                   demands[NGX_HTTP_LEVEE_LIMIT_BATCH];
-    Levee__LimitLeaseEntry    *ptrs[NGX_HTTP_LEVEE_LIMIT_BATCH];
-    u_char                    *keys, *k;
-
-    /* keys are copied out so that the frame is encoded outside the mutex */
-    keys = (u_char *) ngx_alloc(NGX_HTTP_LEVEE_LIMIT_KEYS, log);
-    if (keys == NULL) {
-        return;
-    }
-
-    /* pending_ms holds 32 bits of the clock: compare modulo 2^32 */
-    now = (uint32_t) ngx_current_msec | 1;
-    timeout = ngx_max(1000, 4 * zone->sync);
-    n = 0;
-    unanswered = 0;
-    k = keys;
-
-    Table  t = ngx_http_levee_limit_table(zone);
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (visited = 0; visited < NGX_HTTP_LEVEE_LIMIT_BATCH * 2 && n < NGX_HTTP_LEVEE_LIMIT_BATCH;
-         visited++)
-    {
-        e = t.pop_dirty();
-        if (e == NULL) {
-            break;
-        }
-
-        g = t.global(e);
-
-        if (g->pending_ms != 0 && now - g->pending_ms < timeout) {
-            t.mark_dirty(e);
-            continue;
-        }
-
-        /* leveed answers a lease it cannot serve within kLeaseDeadlineMs
-         * (500 ms) with a failure; no answer at all means leveed itself
-         * is stuck: the key is as unavailable as if the lease had failed */
-        if (g->pending_ms != 0) {
-            e->flags |= levee::limit::kEntryUnavailable;
-            unanswered++;
-        }
-
-        g->pending_ms = 0;
-
-        want = levee::limit::lease_want(g->demand, g->tokens, zone->gcra.capacity(),
-                                        zone->refill_per_sync,
-                                        !(e->flags & levee::limit::kEntryLeased));
-        if (want == 0) {
-            g->demand = 0;
-            continue;
-        }
-
-        if (k + e->len > keys + NGX_HTTP_LEVEE_LIMIT_KEYS) {
-            t.mark_dirty(e);
-            break;
-        }
-
-        ngx_memcpy(k, t.key(e), e->len);
-
-        levee__limit_lease_entry__init(&entries[n]);
-        entries[n].zone = (char *) zone->name.data;
-        entries[n].key.data = k;
-        entries[n].key.len = e->len;
-        entries[n].period_us = zone->gcra.period_us;
-        entries[n].capacity = (uint32_t) zone->gcra.capacity();
-        entries[n].want = want;
-        ptrs[n] = &entries[n];
-        n++;
-        k += e->len;
-
-        /* kept until the frame is on its way: a send that fails gives it back */
-        demands[n - 1] = g->demand;
-        g->demand = 0;
-        g->pending_ms = now;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (unanswered && !ngx_http_levee_limit_unanswered) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "levee_limit_zone \"%V\": %ui leases unanswered for %M ms; "
-                      "levee_limit_fail decides for these keys", &zone->name,
-                      unanswered, timeout);
-    }
-
-    ngx_http_levee_limit_unanswered = unanswered ? 1 : 0;
-
-    if (n > 0) {
-        req.n_entries = n;
-        req.entries = ptrs;
-        frame.body_case = LEVEE__FRAME__BODY_LIMIT_LEASE;
-        frame.limit_lease = &req;
-
-        if (ngx_levee_link_send(&frame, NULL) != NGX_OK) {
-            /* not sent: let the next tick ask again */
-            ngx_shmtx_lock(&zone->shpool->mutex);
-
-            for (i = 0; i < n; i++) {
-                e = t.find(levee::limit::hash_key(entries[i].key.data, entries[i].key.len),
-                           entries[i].key.data, (uint16_t) entries[i].key.len);
-                if (e != NULL) {
-                    t.global(e)->pending_ms = 0;
-                    t.global(e)->demand += demands[i];
-                    t.mark_dirty(e);
-                }
-            }
-
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-        }
-    }
-
-    ngx_free(keys);
-}
-
-
-static void
-ngx_http_levee_limit_tick(ngx_event_t *ev)
-{
-    ngx_uint_t                     i;
-    ngx_http_levee_limit_zone_t  **zones;
-
-    ngx_http_levee_limit_expedited = 0;
-
-    if (ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
-    }
-
-    zones = (ngx_http_levee_limit_zone_t **) ngx_http_levee_limit_mcf->zones.elts;
-
-    for (i = 0; i < ngx_http_levee_limit_mcf->zones.nelts; i++) {
-        if (zones[i]->sh == NULL) {
-            continue;
-        }
-
-        if (zones[i]->global && ngx_levee_link_ready()) {
-            ngx_http_levee_limit_sync_zone(zones[i], ev->log);
-        }
-    }
-
-    if (ngx_worker == 0 && ngx_current_msec - ngx_http_levee_limit_last_stats >= 1000) {
-        ngx_http_levee_limit_last_stats = ngx_current_msec;
-
-        for (i = 0; i < ngx_http_levee_limit_mcf->zones.nelts; i++) {
-            if (zones[i]->sh != NULL) {
-                ngx_http_levee_limit_log_stats(zones[i], ev->log);
-            }
-        }
-    }
-
-    ngx_add_timer(ev, ngx_http_levee_limit_mcf->tick);
-}
-
-
-static ngx_http_levee_limit_zone_t *
-ngx_http_levee_limit_find_zone(const char *name)
-{
-    size_t                         len;
-    ngx_uint_t                     i;
-    ngx_http_levee_limit_zone_t  **zones;
-
-    len = ngx_strlen(name);
-    zones = (ngx_http_levee_limit_zone_t **) ngx_http_levee_limit_mcf->zones.elts;
-
-    for (i = 0; i < ngx_http_levee_limit_mcf->zones.nelts; i++) {
-        if (zones[i]->name.len == len && ngx_strncmp(zones[i]->name.data, name, len) == 0) {
-            return zones[i];
-        }
-    }
-
-    return NULL;
-}
-
-
-static void
-ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
-{
-    ngx_uint_t                    i, failed;
-    Entry                        *e;
-    GlobalPart                   *g;
-    Levee__LimitLeaseGrant       *grant;
-    ngx_http_levee_limit_zone_t  *zone;
-    const Levee__LimitLeaseReply *reply = frame->limit_lease_reply;
-
-    failed = 0;
-
-    for (i = 0; i < reply->n_grants; i++) {
-        grant = reply->grants[i];
-
-        zone = ngx_http_levee_limit_find_zone(grant->zone);
-        if (zone == NULL || !zone->global || zone->sh == NULL) {
-            continue;
-        }
-
-        if (grant->failed) {
-            failed++;
-        }
-
-        Table  t = ngx_http_levee_limit_table(zone);
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-
-        e = t.find(levee::limit::hash_key(grant->key.data, grant->key.len),
-                   grant->key.data, (uint16_t) grant->key.len);
-        if (e != NULL) {
-            g = t.global(e);
-            g->tokens += (int32_t) grant->granted;
-            g->pending_ms = 0;
-            e->flags |= levee::limit::kEntryLeased;
-
-            /* per key: a failing Redis master takes only its own keys
-             * out of global counting */
-            if (grant->failed) {
-                e->flags |= levee::limit::kEntryUnavailable;
-                t.mark_dirty(e);
-
-            } else {
-                e->flags &= (uint8_t) ~levee::limit::kEntryUnavailable;
-            }
-        }
-
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
-
-    if ((failed != 0) != (ngx_http_levee_limit_failing != 0)) {
-        if (failed) {
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "levee_limit: global counting unavailable for %ui keys, "
-                          "levee_limit_fail decides for them: %s", failed,
-                          reply->error && reply->error[0] ? reply->error
-                                                          : "Redis did not answer");
-
-        } else {
-            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                          "levee_limit: global counting resumed");
-        }
-
-        ngx_http_levee_limit_failing = failed;
-    }
-}
-
-
-static void
-ngx_http_levee_limit_on_state(ngx_flag_t ready, void *data)
-{
-    ngx_uint_t                     i;
-    ngx_http_levee_limit_zone_t  **zones;
-
-    /* once per worker: every reconnect to the same leveed would repeat it */
-    static ngx_flag_t              warned_standalone;
-
-    /* a lost link takes every key out of global counting; a failing lease
-     * only its own key (kEntryUnavailable) */
-    ngx_http_levee_limit_global_ok = ready ? 1 : 0;
-
-    if (!ready || warned_standalone || !ngx_levee_link_standalone()) {
-        return;
-    }
-
-    warned_standalone = 1;
-    zones = (ngx_http_levee_limit_zone_t **) ngx_http_levee_limit_mcf->zones.elts;
-
-    for (i = 0; i < ngx_http_levee_limit_mcf->zones.nelts; i++) {
-        if (zones[i]->global) {
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "levee_limit_zone \"%V\" is scope=global but leveed "
-                          "is standalone: N nginx hosts each admit the full rate",
-                          &zones[i]->name);
-        }
-    }
-}
-
-
-static ngx_int_t
-ngx_http_levee_limit_init_process(ngx_cycle_t *cycle)
-{
-    ngx_uint_t                         i, global;
-    ngx_http_levee_limit_zone_t      **zones;
-    ngx_http_levee_limit_main_conf_t  *lmcf;
-
-    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) {
-        return NGX_OK;
-    }
-
-    lmcf = (ngx_http_levee_limit_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(cycle, ngx_http_levee_limit_module);
-    if (lmcf == NULL || lmcf->zones.nelts == 0) {
-        return NGX_OK;
-    }
-
-    ngx_http_levee_limit_mcf = lmcf;
-    zones = (ngx_http_levee_limit_zone_t **) lmcf->zones.elts;
-    global = 0;
-
-    for (i = 0; i < lmcf->zones.nelts; i++) {
-        global |= zones[i]->global;
-    }
-
-    if (global) {
-        if (ngx_levee_link_on_frame(LEVEE__FRAME__BODY_LIMIT_LEASE_REPLY,
-                                    ngx_http_levee_limit_on_reply, NULL) != NGX_OK
-            || ngx_levee_link_on_state(ngx_http_levee_limit_on_state, NULL) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        ngx_http_levee_limit_global_ok = ngx_levee_link_ready();
-    }
-
-    ngx_http_levee_limit_dummy.fd = (ngx_socket_t) -1;
-    ngx_http_levee_limit_timer.handler = ngx_http_levee_limit_tick;
-    ngx_http_levee_limit_timer.log = cycle->log;
-    ngx_http_levee_limit_timer.data = &ngx_http_levee_limit_dummy;
-    ngx_http_levee_limit_timer.cancelable = 1;
-    ngx_http_levee_limit_last_stats = ngx_current_msec;
-
-    ngx_add_timer(&ngx_http_levee_limit_timer, lmcf->tick);
-
-    return NGX_OK;
-}
-
-
 /* ---------------------------------------------------------------- configuration */
-
-
-/*
- * A reload changed a local zone's rate or burst: each key keeps the requests
- * it has used, counted in the new rate (see gcra_rescale). Workers of the old
- * configuration still decide with the old parameters until they exit.
- */
-static void
-ngx_http_levee_limit_rescale(ngx_http_levee_limit_zone_t *ctx,
-    ngx_http_levee_limit_zone_t *octx)
-{
-    Entry    *e;
-    int64_t   now;
-
-    now = ngx_http_levee_limit_now_us();
-
-    Table  t = ngx_http_levee_limit_table(ctx);
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    for (e = t.next(NULL); e != NULL; e = t.next(e)) {
-        e->tat = levee::limit::gcra_rescale(octx->gcra, ctx->gcra, e->tat, now);
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-}
-
-
-static ngx_int_t
-ngx_http_levee_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_http_levee_limit_zone_t  *octx = (ngx_http_levee_limit_zone_t *) data;
-    ngx_http_levee_limit_zone_t  *ctx = (ngx_http_levee_limit_zone_t *) shm_zone->data;
-    size_t                        len;
-    uint32_t                      extra;
-    ngx_shm_zone_t               *old;
-
-    extra = ctx->global ? levee::limit::kGlobalPartSize : 0;
-
-    if (octx != NULL) {
-        if (octx->sh->extra != extra) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "levee_limit_zone \"%V\" changed its scope; "
-                          "rename the zone or restart nginx", &ctx->name);
-            return NGX_ERROR;
-        }
-
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
-
-        if (!ctx->global
-            && (octx->gcra.period_us != ctx->gcra.period_us
-                || octx->gcra.tolerance_us != ctx->gcra.tolerance_us))
-        {
-            ngx_http_levee_limit_rescale(ctx, octx);
-        }
-
-        return NGX_OK;
-    }
-
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    old = ngx_http_levee_replaced_zone(shm_zone);
-    if (old != NULL) {
-        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
-                      "levee_limit_zone \"%V\" changed size from %uz to %uz: "
-                      "the zone is re-created and its state starts empty",
-                      &ctx->name, old->shm.size, shm_zone->shm.size);
-    }
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = (TableHeader *) ctx->shpool->data;
-        return NGX_OK;
-    }
-
-    ctx->sh = (TableHeader *) ngx_slab_alloc(ctx->shpool, sizeof(TableHeader));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
-
-    Table  t = ngx_http_levee_limit_table(ctx);
-
-    if (!t.init(ngx_http_levee_limit_allocator(ctx),
-                Table::buckets_for(shm_zone->shm.size), extra))
-    {
-        return NGX_ERROR;
-    }
-
-    len = sizeof(" in levee_limit_zone \"\"") + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = (u_char *) ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in levee_limit_zone \"%V\"%Z", &ctx->name);
-
-    /* a full zone is normal: the LRU key makes room */
-    ctx->shpool->log_nomem = 0;
-
-    return NGX_OK;
-}
 
 
 static ngx_int_t
@@ -1846,8 +1055,7 @@ ngx_http_levee_limit_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_levee_limit_header_filter;
+    ngx_http_levee_limit_init_headers();
 
     return NGX_OK;
 }

@@ -22,3 +22,187 @@ TEST(Lease, AFirstLeaseAsksForTheWholeBucket) {
 TEST(Lease, NeverMoreThanTheBucketCouldGive) {
     EXPECT_EQ(lease_want(100000, 0, 51, 10), 71u);
 }
+
+namespace {
+
+struct Key {
+    Entry e{};
+    GlobalPart g{};
+};
+
+} // namespace
+
+TEST(LeaseApply, AGrantAddsItsTokensAndSettlesTheRequest) {
+    Key k;
+    k.g.tokens = -1; // the credit spent
+    k.g.pending_ms = 1234;
+    k.g.demand = 7;
+
+    EXPECT_FALSE(lease_apply(k.e, k.g, 10, false));
+    EXPECT_EQ(k.g.tokens, 9);
+    EXPECT_EQ(k.g.pending_ms, 0u);
+    EXPECT_EQ(k.g.demand, 7u); // demand since the request belongs to the next one
+    EXPECT_TRUE(k.e.flags & kEntryLeased);
+    EXPECT_FALSE(k.e.flags & kEntryUnavailable);
+}
+
+TEST(LeaseApply, AFailedGrantTakesTheKeyOutOfGlobalCountingAndAsksAgain) {
+    Key k;
+    k.e.flags = kEntryDirty;
+    k.g.tokens = 2;
+    k.g.pending_ms = 99;
+
+    EXPECT_TRUE(lease_apply(k.e, k.g, 0, true));
+    EXPECT_EQ(k.g.tokens, 2); // what is held stays spendable
+    EXPECT_EQ(k.g.pending_ms, 0u);
+    EXPECT_TRUE(k.e.flags & kEntryLeased);
+    EXPECT_TRUE(k.e.flags & kEntryUnavailable);
+    EXPECT_TRUE(k.e.flags & kEntryDirty); // other flags are left alone
+}
+
+TEST(LeaseApply, ASuccessfulGrantBringsAFailedKeyBack) {
+    Key k;
+    k.e.flags = kEntryUnavailable | kEntryLeased | kEntryDirty;
+
+    EXPECT_FALSE(lease_apply(k.e, k.g, 3, false));
+    EXPECT_EQ(k.g.tokens, 3);
+    EXPECT_EQ(k.e.flags, kEntryLeased | kEntryDirty);
+}
+
+TEST(GlobalAdmit, HeldTokensPassAndAreSpent) {
+    Key k;
+    k.g.tokens = 2;
+
+    GlobalDecision d = global_admit(k.e, k.g, true, false);
+    EXPECT_EQ(d.admission, Admission::kPass);
+    EXPECT_FALSE(d.ask_now);
+    EXPECT_EQ(k.g.tokens, 1);
+}
+
+TEST(GlobalAdmit, HeldTokensPassEvenWhenTheCountIsAway) {
+    Key k;
+    k.g.tokens = 1;
+    EXPECT_EQ(global_admit(k.e, k.g, false, false).admission, Admission::kPass);
+    EXPECT_EQ(k.g.tokens, 0);
+
+    Key failed;
+    failed.e.flags = kEntryUnavailable | kEntryLeased;
+    failed.g.tokens = 1;
+    EXPECT_EQ(global_admit(failed.e, failed.g, true, false).admission, Admission::kPass);
+    EXPECT_EQ(failed.g.tokens, 0);
+}
+
+TEST(GlobalAdmit, TheCreditIsSpentOnlyWhileTheCountIsReachable) {
+    Key k;
+    EXPECT_EQ(global_admit(k.e, k.g, true, false).admission, Admission::kPass);
+    EXPECT_EQ(k.g.tokens, -kLeaseCredit);
+
+    Key away;
+    EXPECT_EQ(global_admit(away.e, away.g, false, false).admission, Admission::kFailMode);
+    EXPECT_EQ(away.g.tokens, 0);
+
+    Key failed;
+    failed.e.flags = kEntryUnavailable;
+    EXPECT_EQ(global_admit(failed.e, failed.g, true, true).admission, Admission::kFailMode);
+    EXPECT_EQ(failed.g.tokens, 0);
+}
+
+TEST(GlobalAdmit, ACreditSpentRefusesAndAsksNowUnlessALeaseIsOutstanding) {
+    Key k;
+    k.e.flags = kEntryLeased;
+    k.g.tokens = -kLeaseCredit;
+
+    GlobalDecision d = global_admit(k.e, k.g, true, true);
+    EXPECT_EQ(d.admission, Admission::kRefuse);
+    EXPECT_TRUE(d.ask_now);
+    EXPECT_EQ(k.g.tokens, -kLeaseCredit);
+
+    k.g.pending_ms = 5;
+    d = global_admit(k.e, k.g, true, true);
+    EXPECT_EQ(d.admission, Admission::kRefuse);
+    EXPECT_FALSE(d.ask_now);
+}
+
+TEST(GlobalAdmit, AKeyNeverAnsweredWaitsForItsFirstLeaseWhileItMay) {
+    Key k;
+    k.g.tokens = -kLeaseCredit;
+
+    GlobalDecision d = global_admit(k.e, k.g, true, true);
+    EXPECT_EQ(d.admission, Admission::kWait);
+    EXPECT_TRUE(d.ask_now);
+
+    k.g.pending_ms = 5;
+    d = global_admit(k.e, k.g, true, true);
+    EXPECT_EQ(d.admission, Admission::kWait);
+    EXPECT_FALSE(d.ask_now);
+
+    EXPECT_EQ(global_admit(k.e, k.g, true, false).admission, Admission::kRefuse); // waited long enough
+    EXPECT_EQ(k.g.tokens, -kLeaseCredit);
+}
+
+TEST(GlobalAdmit, TheCountAwayDecidesBeforeAFirstLeaseWait) {
+    Key k;
+    k.g.tokens = -kLeaseCredit;
+    EXPECT_EQ(global_admit(k.e, k.g, false, true).admission, Admission::kFailMode);
+}
+
+TEST(LeaseTurn, AnOutstandingRequestWaitsUntilItsTimeout) {
+    Key k;
+    k.e.flags = kEntryLeased;
+    k.g.pending_ms = 1001;
+    k.g.demand = 4;
+
+    LeaseTurn turn = lease_turn(k.e, k.g, 1999, 1000, 21, 5);
+    EXPECT_TRUE(turn.waiting);
+    EXPECT_EQ(turn.want, 0u);
+    EXPECT_EQ(k.g.pending_ms, 1001u); // untouched
+    EXPECT_EQ(k.g.demand, 4u);
+    EXPECT_FALSE(k.e.flags & kEntryUnavailable);
+}
+
+TEST(LeaseTurn, AnUnansweredRequestMakesTheKeyUnavailableAndIsAskedAgain) {
+    Key k;
+    k.e.flags = kEntryLeased;
+    k.g.pending_ms = 1001;
+    k.g.demand = 4;
+
+    LeaseTurn turn = lease_turn(k.e, k.g, 2001, 1000, 21, 5);
+    EXPECT_FALSE(turn.waiting);
+    EXPECT_TRUE(turn.unanswered);
+    EXPECT_EQ(turn.want, 8u);
+    EXPECT_EQ(k.g.pending_ms, 0u);
+    EXPECT_EQ(k.g.demand, 4u); // counted into the request the caller sends
+    EXPECT_TRUE(k.e.flags & kEntryUnavailable);
+}
+
+TEST(LeaseTurn, TheClockIsComparedModulo32Bits) {
+    Key k;
+    k.e.flags = kEntryLeased;
+    k.g.pending_ms = 0xffffff01u;
+    k.g.demand = 1;
+
+    EXPECT_TRUE(lease_turn(k.e, k.g, 0x101, 1000, 21, 5).waiting); // 512 ms later, across the wrap
+    EXPECT_TRUE(lease_turn(k.e, k.g, 0x2e8, 1000, 21, 5).waiting); // 999 ms later
+    EXPECT_TRUE(lease_turn(k.e, k.g, 0x2e9, 1000, 21, 5).unanswered); // 1000 ms later
+}
+
+TEST(LeaseTurn, NothingToAskSettlesTheDemand) {
+    Key k;
+    k.e.flags = kEntryLeased;
+    k.g.tokens = 20;
+    k.g.demand = 3;
+
+    LeaseTurn turn = lease_turn(k.e, k.g, 5, 1000, 21, 5);
+    EXPECT_FALSE(turn.waiting);
+    EXPECT_FALSE(turn.unanswered);
+    EXPECT_EQ(turn.want, 0u);
+    EXPECT_EQ(k.g.demand, 0u);
+}
+
+TEST(LeaseTurn, AKeyNeverAnsweredAsksForTheWholeBucket) {
+    Key k;
+    k.g.tokens = -1;
+    k.g.demand = 1;
+
+    EXPECT_EQ(lease_turn(k.e, k.g, 5, 1000, 21, 5).want, 22u);
+}
