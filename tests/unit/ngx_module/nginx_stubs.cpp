@@ -1,0 +1,641 @@
+/*
+ * Fakes of the nginx functions the glue calls while nginx reads its
+ * configuration, and the harness that drives directives the way
+ * ngx_conf_handler() does. They follow nginx's documented behaviour only as
+ * far as the glue relies on it; whatever else the glue reaches fails the
+ * test (nginx_unreached.c).
+ */
+
+#include "nginx_stubs.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+
+extern "C" {
+
+/* nginx's globals that the glue names */
+volatile ngx_cycle_t               *ngx_cycle;
+volatile ngx_msec_t                 ngx_current_msec;
+volatile ngx_time_t                *ngx_cached_time;
+ngx_uint_t                          ngx_process;
+ngx_uint_t                          ngx_worker;
+ngx_pid_t                           ngx_pid;
+ngx_uint_t                          ngx_exiting;
+sig_atomic_t                        ngx_quit;
+sig_atomic_t                        ngx_terminate;
+ngx_uint_t                          ngx_pagesize = 4096;
+ngx_rbtree_t                        ngx_event_timer_rbtree;
+ngx_queue_t                         ngx_posted_events;
+ngx_http_output_header_filter_pt    ngx_http_top_header_filter;
+ngx_module_t                        ngx_http_module;
+ngx_module_t                        ngx_http_core_module;
+ngx_module_t                        ngx_http_upstream_module;
+
+}
+
+
+namespace {
+
+/* Everything the pools handed out, freed by levee_conf_free(). */
+std::vector<void *>            allocations;
+std::vector<ngx_shm_zone_t *>  shm_zones;
+std::string                    last_message;
+ngx_uint_t                     last_level;
+ngx_uint_t                     message_count;
+
+
+void *
+track(void *p)
+{
+    if (p == NULL) {
+        fail_msg("out of memory");
+    }
+    allocations.push_back(p);
+    return p;
+}
+
+
+void
+append_number(std::string &out, unsigned long long v, bool negative, bool hex)
+{
+    char  buf[32];
+
+    snprintf(buf, sizeof(buf), hex ? "%s%llx" : "%s%llu", negative ? "-" : "", v);
+    out += buf;
+}
+
+
+/*
+ * nginx's format: %V ngx_str_t *, %s, %*s, and integers named by their
+ * type (%i ngx_int_t, %ui, %d int, %z ssize_t, %uz, %L int64_t, %uL,
+ * %M ngx_msec_t, %l long, %ul, %T time_t); u is unsigned, x is hex.
+ */
+std::string
+format(const char *fmt, va_list args)
+{
+    std::string  out;
+
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%') {
+            out += *p;
+            continue;
+        }
+
+        bool  is_unsigned = false, hex = false, with_len = false;
+
+        for (p++; *p == 'u' || *p == 'x' || *p == 'X' || *p == '*'; p++) {
+            is_unsigned |= (*p == 'u');
+            hex |= (*p == 'x' || *p == 'X');
+            with_len |= (*p == '*');
+        }
+
+        long long           s = 0;
+        unsigned long long  u = 0;
+        bool                number = true;
+
+        switch (*p) {
+        case 'V': {
+            ngx_str_t *v = va_arg(args, ngx_str_t *);
+            out.append((const char *) v->data, v->len);
+            number = false;
+            break;
+        }
+        case 's': {
+            size_t len = with_len ? va_arg(args, size_t) : 0;
+            const char *v = va_arg(args, const char *);
+            out.append(v, with_len ? len : strlen(v));
+            number = false;
+            break;
+        }
+        case 'c':
+            out += (char) va_arg(args, int);
+            number = false;
+            break;
+        case '%':
+            out += '%';
+            number = false;
+            break;
+        case 'd':
+            if (is_unsigned) { u = va_arg(args, unsigned int); } else { s = va_arg(args, int); }
+            break;
+        case 'i':
+            if (is_unsigned || hex) { u = va_arg(args, ngx_uint_t); } else { s = va_arg(args, ngx_int_t); }
+            break;
+        case 'z':
+            if (is_unsigned || hex) { u = va_arg(args, size_t); } else { s = va_arg(args, ssize_t); }
+            break;
+        case 'L':
+            if (is_unsigned || hex) { u = va_arg(args, uint64_t); } else { s = va_arg(args, int64_t); }
+            break;
+        case 'l':
+            if (is_unsigned || hex) { u = va_arg(args, unsigned long); } else { s = va_arg(args, long); }
+            break;
+        case 'M':
+            u = va_arg(args, ngx_msec_t);
+            is_unsigned = true;
+            break;
+        case 'T':
+            s = va_arg(args, time_t);
+            break;
+        default:
+            fail_msg("the fake nginx cannot format \"%%%c\" in \"%s\"", *p, fmt);
+        }
+
+        if (number) {
+            if (is_unsigned || hex) {
+                append_number(out, u, false, hex);
+            } else {
+                append_number(out, s < 0 ? 0ULL - (unsigned long long) s : (unsigned long long) s,
+                              s < 0, false);
+            }
+        }
+    }
+
+    return out;
+}
+
+
+void
+record(ngx_uint_t level, const char *fmt, va_list args)
+{
+    last_message = format(fmt, args);
+    last_level = level;
+    message_count++;
+}
+
+
+void
+create_loc_confs(levee_conf_t *h)
+{
+    h->ctx.loc_conf = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
+    h->ctx.loc_conf[0] = ngx_pcalloc(h->cf.pool, sizeof(ngx_http_core_loc_conf_t));
+
+    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+        ngx_http_module_t *m = (ngx_http_module_t *) h->modules[i]->ctx;
+        if (m->create_loc_conf) {
+            h->ctx.loc_conf[i] = m->create_loc_conf(&h->cf);
+            assert_non_null(h->ctx.loc_conf[i]);
+        }
+    }
+}
+
+
+/* Whether `n` arguments (the name included) suit the directive's type. */
+bool
+arguments_fit(ngx_uint_t type, ngx_uint_t n)
+{
+    if (type & NGX_CONF_ANY) {
+        return true;
+    }
+    if (type & NGX_CONF_FLAG) {
+        return n == 2;
+    }
+    if (type & NGX_CONF_1MORE) {
+        return n >= 2;
+    }
+    if (type & NGX_CONF_2MORE) {
+        return n >= 3;
+    }
+    /* NGX_CONF_NOARGS is bit 0, NGX_CONF_TAKE1 bit 1, ... */
+    return n <= NGX_CONF_MAX_ARGS && (type & (1u << (n - 1)));
+}
+
+} // namespace
+
+
+extern "C" {
+
+void *
+ngx_palloc(ngx_pool_t *pool, size_t size)
+{
+    /* not zeroed in nginx either: make a missed initialisation visible */
+    return memset(track(malloc(size ? size : 1)), 0xa5, size);
+}
+
+
+void *
+ngx_pnalloc(ngx_pool_t *pool, size_t size)
+{
+    return ngx_palloc(pool, size);
+}
+
+
+void *
+ngx_pcalloc(ngx_pool_t *pool, size_t size)
+{
+    return track(calloc(1, size ? size : 1));
+}
+
+
+ngx_array_t *
+ngx_array_create(ngx_pool_t *p, ngx_uint_t n, size_t size)
+{
+    ngx_array_t *a = (ngx_array_t *) ngx_palloc(p, sizeof(ngx_array_t));
+
+    if (ngx_array_init(a, p, n, size) != NGX_OK) {
+        return NULL;
+    }
+
+    return a;
+}
+
+
+void *
+ngx_array_push(ngx_array_t *a)
+{
+    if (a->nelts == a->nalloc) {
+        void *elts = ngx_palloc(a->pool, 2 * a->nalloc * a->size);
+        memcpy(elts, a->elts, a->nelts * a->size);
+        a->elts = elts;
+        a->nalloc *= 2;
+    }
+
+    return (u_char *) a->elts + a->size * a->nelts++;
+}
+
+
+ngx_int_t
+ngx_atoi(u_char *line, size_t n)
+{
+    ngx_int_t  value = 0;
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        if (line[i] < '0' || line[i] > '9' || value > (NGX_MAX_INT_T_VALUE - 9) / 10) {
+            return NGX_ERROR;
+        }
+        value = value * 10 + (line[i] - '0');
+    }
+
+    return value;
+}
+
+
+/* "512", "64k", "16m", "1g": bytes */
+ssize_t
+ngx_parse_size(ngx_str_t *line)
+{
+    ngx_str_t  digits = *line;
+    ssize_t    scale = 1;
+
+    if (digits.len > 0) {
+        switch (digits.data[digits.len - 1]) {
+        case 'k': case 'K': scale = 1024; digits.len--; break;
+        case 'm': case 'M': scale = 1024 * 1024; digits.len--; break;
+        case 'g': case 'G': scale = 1024 * 1024 * 1024; digits.len--; break;
+        }
+    }
+
+    ngx_int_t n = ngx_atoi(digits.data, digits.len);
+    if (n == NGX_ERROR || n > NGX_MAX_SIZE_T_VALUE / scale) {
+        return NGX_ERROR;
+    }
+
+    return n * scale;
+}
+
+
+/*
+ * "250ms", "10s", "1h30m", "500" (ms, or s when is_sec): nginx's units
+ * y M w d h m s ms, each part a number and a unit, the last unit optional.
+ */
+ngx_int_t
+ngx_parse_time(ngx_str_t *line, ngx_uint_t is_sec)
+{
+    static const struct { const char *unit; ngx_int_t ms; } units[] = {
+        { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+        { "d", 86400000 }, { "w", 7 * 86400000LL }, { "M", 30 * 86400000LL },
+        { "y", 365 * 86400000LL },
+    };
+
+    u_char     *p = line->data, *end = line->data + line->len;
+    ngx_int_t   total = 0;
+
+    if (p == end) {
+        return NGX_ERROR;
+    }
+
+    while (p < end) {
+        ngx_int_t  n = 0, scale = 0;
+        u_char    *start = p;
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            n = n * 10 + (*p++ - '0');
+            if (n > NGX_MAX_INT32_VALUE) {
+                return NGX_ERROR;
+            }
+        }
+
+        if (p == start) {
+            return NGX_ERROR;
+        }
+
+        if (p == end) {
+            scale = is_sec ? 1000 : 1;
+        } else {
+            for (const auto &u : units) {
+                size_t ulen = strlen(u.unit);
+                if ((size_t) (end - p) >= ulen && memcmp(p, u.unit, ulen) == 0
+                    && (p + ulen == end || (p[ulen] >= '0' && p[ulen] <= '9')))
+                {
+                    scale = u.ms;
+                    p += ulen;
+                    break;
+                }
+            }
+            if (scale == 0) {
+                return NGX_ERROR;
+            }
+        }
+
+        total += n * scale;
+    }
+
+    return is_sec ? total / 1000 : total;
+}
+
+
+void ngx_cdecl
+ngx_conf_log_error(ngx_uint_t level, ngx_conf_t *cf, ngx_err_t err, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    record(level, fmt, args);
+    va_end(args);
+}
+
+
+void
+ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    record(level, fmt, args);
+    va_end(args);
+}
+
+
+ngx_shm_zone_t *
+ngx_shared_memory_add(ngx_conf_t *cf, ngx_str_t *name, size_t size, void *tag)
+{
+    ngx_shm_zone_t *zone = (ngx_shm_zone_t *) ngx_pcalloc(cf->pool, sizeof(ngx_shm_zone_t));
+
+    zone->shm.name = *name;
+    zone->shm.size = size;
+    zone->tag = tag;
+    shm_zones.push_back(zone);
+
+    return zone;
+}
+
+
+/* Keeps the source text: what a test can check without a request. */
+ngx_int_t
+ngx_http_compile_complex_value(ngx_http_compile_complex_value_t *ccv)
+{
+    ngx_memzero(ccv->complex_value, sizeof(ngx_http_complex_value_t));
+    ccv->complex_value->value = *ccv->value;
+
+    return NGX_OK;
+}
+
+}
+
+
+void
+levee_conf_init(levee_conf_t *h, ngx_module_t **modules)
+{
+    ngx_memzero(h, sizeof(levee_conf_t));
+    last_message.clear();
+    last_level = 0;
+    message_count = 0;
+    shm_zones.clear();
+
+    h->nmodules = 1;
+    while (modules[h->nmodules - 1] != NULL) {
+        h->nmodules++;
+    }
+
+    h->cf.pool = (ngx_pool_t *) ngx_pcalloc(NULL, sizeof(ngx_pool_t));
+    h->cf.temp_pool = h->cf.pool;
+    h->modules = (ngx_module_t **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(ngx_module_t *));
+    h->modules[0] = &ngx_http_core_module;
+    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+        h->modules[i] = modules[i - 1];
+    }
+    for (ngx_uint_t i = 0; i < h->nmodules; i++) {
+        h->modules[i]->ctx_index = i;
+        h->modules[i]->index = i;
+    }
+
+    h->log.log_level = NGX_LOG_INFO;
+    h->cycle.pool = h->cf.pool;
+    h->cycle.log = &h->log;
+    h->cycle.modules = h->modules;
+    h->cycle.modules_n = h->nmodules;
+    ngx_cycle = &h->cycle;
+
+    h->file.file.name.data = (u_char *) LEVEE_TEST_CONF_FILE;
+    h->file.file.name.len = sizeof(LEVEE_TEST_CONF_FILE) - 1;
+
+    h->cf.args = ngx_array_create(h->cf.pool, NGX_CONF_MAX_ARGS, sizeof(ngx_str_t));
+    h->cf.cycle = &h->cycle;
+    h->cf.log = &h->log;
+    h->cf.conf_file = &h->file;
+    h->cf.ctx = &h->ctx;
+    h->cf.module_type = NGX_HTTP_MODULE;
+    h->cf.cmd_type = NGX_HTTP_MAIN_CONF;
+
+    /* as ngx_http_block(): every module's main and srv conf, then loc */
+    h->ctx.main_conf = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
+    h->ctx.srv_conf = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
+
+    ngx_http_core_main_conf_t *cmcf = (ngx_http_core_main_conf_t *)
+        ngx_pcalloc(h->cf.pool, sizeof(ngx_http_core_main_conf_t));
+    for (ngx_uint_t p = 0; p <= NGX_HTTP_LOG_PHASE; p++) {
+        assert_int_equal(ngx_array_init(&cmcf->phases[p].handlers, h->cf.pool, 1,
+                                        sizeof(ngx_http_handler_pt)), NGX_OK);
+    }
+    h->ctx.main_conf[0] = cmcf;
+
+    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+        ngx_http_module_t *m = (ngx_http_module_t *) h->modules[i]->ctx;
+        if (m->create_main_conf) {
+            h->ctx.main_conf[i] = m->create_main_conf(&h->cf);
+            assert_non_null(h->ctx.main_conf[i]);
+        }
+        if (m->create_srv_conf) {
+            h->ctx.srv_conf[i] = m->create_srv_conf(&h->cf);
+            assert_non_null(h->ctx.srv_conf[i]);
+        }
+    }
+
+    create_loc_confs(h);
+}
+
+
+void
+levee_conf_free(levee_conf_t *h)
+{
+    for (void *p : allocations) {
+        free(p);
+    }
+    allocations.clear();
+    shm_zones.clear();
+    ngx_cycle = NULL;
+    ngx_memzero(h, sizeof(levee_conf_t));
+}
+
+
+void
+levee_conf_location(levee_conf_t *h)
+{
+    h->cf.cmd_type = NGX_HTTP_LOC_CONF;
+    create_loc_confs(h);
+}
+
+
+ngx_int_t
+levee_conf_directive(levee_conf_t *h, const char *line)
+{
+    ngx_str_t  *value;
+
+    h->file.line++;
+    h->cf.args->nelts = 0;
+
+    for (const char *p = line; *p; ) {
+        while (*p == ' ') {
+            p++;
+        }
+        const char *start = p;
+        while (*p && *p != ' ') {
+            p++;
+        }
+        if (p == start) {
+            break;
+        }
+
+        /* nginx ends every word with a NUL, past its len */
+        value = (ngx_str_t *) ngx_array_push(h->cf.args);
+        value->len = p - start;
+        value->data = (u_char *) ngx_pnalloc(h->cf.pool, value->len + 1);
+        ngx_memcpy(value->data, start, value->len);
+        value->data[value->len] = '\0';
+    }
+
+    value = (ngx_str_t *) h->cf.args->elts;
+
+    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+        for (ngx_command_t *cmd = h->modules[i]->commands; cmd && cmd->name.len; cmd++) {
+            if (cmd->name.len != value[0].len
+                || ngx_strcmp(cmd->name.data, value[0].data) != 0)
+            {
+                continue;
+            }
+
+            if (!(cmd->type & h->cf.cmd_type)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, &h->cf, 0,
+                                   "\"%s\" directive is not allowed here", value[0].data);
+                return NGX_ERROR;
+            }
+
+            if (!arguments_fit(cmd->type, h->cf.args->nelts)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, &h->cf, 0,
+                                   "invalid number of arguments in \"%s\" directive",
+                                   value[0].data);
+                return NGX_ERROR;
+            }
+
+            /* cmd->conf is the offset of main_conf, srv_conf or loc_conf */
+            void **confs = *(void ***) ((char *) h->cf.ctx + cmd->conf);
+            char  *rv = cmd->set(&h->cf, cmd, confs[h->modules[i]->ctx_index]);
+
+            if (rv == NGX_CONF_OK) {
+                return NGX_OK;
+            }
+
+            if (rv != NGX_CONF_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, &h->cf, 0, "\"%s\" directive %s",
+                                   value[0].data, rv);
+            }
+
+            return NGX_ERROR;
+        }
+    }
+
+    fail_msg("no module under test has the directive \"%s\"", (char *) value[0].data);
+    return NGX_ERROR;
+}
+
+
+ngx_int_t
+levee_conf_postconfiguration(levee_conf_t *h)
+{
+    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+        ngx_http_module_t *m = (ngx_http_module_t *) h->modules[i]->ctx;
+        if (m->postconfiguration && m->postconfiguration(&h->cf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void *
+levee_conf_main(levee_conf_t *h, ngx_module_t *module)
+{
+    return h->ctx.main_conf[module->ctx_index];
+}
+
+
+void *
+levee_conf_loc(levee_conf_t *h, ngx_module_t *module)
+{
+    return h->ctx.loc_conf[module->ctx_index];
+}
+
+
+const char *
+levee_last_message(void)
+{
+    return last_message.c_str();
+}
+
+
+ngx_uint_t
+levee_last_level(void)
+{
+    return last_level;
+}
+
+
+ngx_uint_t
+levee_message_count(void)
+{
+    return message_count;
+}
+
+
+ngx_uint_t
+levee_shm_count(void)
+{
+    return shm_zones.size();
+}
+
+
+ngx_shm_zone_t *
+levee_shm_zone(ngx_uint_t i)
+{
+    assert_true(i < shm_zones.size());
+    return shm_zones[i];
+}
