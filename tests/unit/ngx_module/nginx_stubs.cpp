@@ -174,7 +174,7 @@ create_loc_confs(levee_conf_t *h)
     h->ctx.loc_conf = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
     h->ctx.loc_conf[0] = ngx_pcalloc(h->cf.pool, sizeof(ngx_http_core_loc_conf_t));
 
-    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+    for (ngx_uint_t i = LEVEE_CONF_BUILTIN; i < h->nmodules; i++) {
         ngx_http_module_t *m = (ngx_http_module_t *) h->modules[i]->ctx;
         if (m->create_loc_conf) {
             h->ctx.loc_conf[i] = m->create_loc_conf(&h->cf);
@@ -202,6 +202,21 @@ arguments_fit(ngx_uint_t type, ngx_uint_t n)
     }
     /* NGX_CONF_NOARGS is bit 0, NGX_CONF_TAKE1 bit 1, ... */
     return n <= NGX_CONF_MAX_ARGS && (type & (1u << (n - 1)));
+}
+
+
+void
+create_srv_confs(levee_conf_t *h)
+{
+    h->ctx.srv_conf = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
+
+    for (ngx_uint_t i = LEVEE_CONF_BUILTIN; i < h->nmodules; i++) {
+        ngx_http_module_t *m = (ngx_http_module_t *) h->modules[i]->ctx;
+        if (m->create_srv_conf) {
+            h->ctx.srv_conf[i] = m->create_srv_conf(&h->cf);
+            assert_non_null(h->ctx.srv_conf[i]);
+        }
+    }
 }
 
 } // namespace
@@ -398,12 +413,22 @@ ngx_shared_memory_add(ngx_conf_t *cf, ngx_str_t *name, size_t size, void *tag)
 }
 
 
-/* Keeps the source text: what a test can check without a request. */
+/*
+ * Keeps the source text, and, as nginx, gives `lengths` only to a value
+ * with a variable in it.
+ */
 ngx_int_t
 ngx_http_compile_complex_value(ngx_http_compile_complex_value_t *ccv)
 {
+    static uintptr_t  script_end;
+
     ngx_memzero(ccv->complex_value, sizeof(ngx_http_complex_value_t));
     ccv->complex_value->value = *ccv->value;
+
+    if (memchr(ccv->value->data, '$', ccv->value->len) != NULL) {
+        ccv->complex_value->lengths = &script_end;
+        ccv->complex_value->values = &script_end;
+    }
 
     return NGX_OK;
 }
@@ -420,8 +445,8 @@ levee_conf_init(levee_conf_t *h, ngx_module_t **modules)
     message_count = 0;
     shm_zones.clear();
 
-    h->nmodules = 1;
-    while (modules[h->nmodules - 1] != NULL) {
+    h->nmodules = LEVEE_CONF_BUILTIN;
+    while (modules[h->nmodules - LEVEE_CONF_BUILTIN] != NULL) {
         h->nmodules++;
     }
 
@@ -429,8 +454,9 @@ levee_conf_init(levee_conf_t *h, ngx_module_t **modules)
     h->cf.temp_pool = h->cf.pool;
     h->modules = (ngx_module_t **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(ngx_module_t *));
     h->modules[0] = &ngx_http_core_module;
-    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
-        h->modules[i] = modules[i - 1];
+    h->modules[1] = &ngx_http_upstream_module;
+    for (ngx_uint_t i = LEVEE_CONF_BUILTIN; i < h->nmodules; i++) {
+        h->modules[i] = modules[i - LEVEE_CONF_BUILTIN];
     }
     for (ngx_uint_t i = 0; i < h->nmodules; i++) {
         h->modules[i]->ctx_index = i;
@@ -457,7 +483,6 @@ levee_conf_init(levee_conf_t *h, ngx_module_t **modules)
 
     /* as ngx_http_block(): every module's main and srv conf, then loc */
     h->ctx.main_conf = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
-    h->ctx.srv_conf = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
 
     ngx_http_core_main_conf_t *cmcf = (ngx_http_core_main_conf_t *)
         ngx_pcalloc(h->cf.pool, sizeof(ngx_http_core_main_conf_t));
@@ -467,18 +492,21 @@ levee_conf_init(levee_conf_t *h, ngx_module_t **modules)
     }
     h->ctx.main_conf[0] = cmcf;
 
-    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+    ngx_http_upstream_main_conf_t *umcf = (ngx_http_upstream_main_conf_t *)
+        ngx_pcalloc(h->cf.pool, sizeof(ngx_http_upstream_main_conf_t));
+    assert_int_equal(ngx_array_init(&umcf->upstreams, h->cf.pool, 4,
+                                    sizeof(ngx_http_upstream_srv_conf_t *)), NGX_OK);
+    h->ctx.main_conf[1] = umcf;
+
+    for (ngx_uint_t i = LEVEE_CONF_BUILTIN; i < h->nmodules; i++) {
         ngx_http_module_t *m = (ngx_http_module_t *) h->modules[i]->ctx;
         if (m->create_main_conf) {
             h->ctx.main_conf[i] = m->create_main_conf(&h->cf);
             assert_non_null(h->ctx.main_conf[i]);
         }
-        if (m->create_srv_conf) {
-            h->ctx.srv_conf[i] = m->create_srv_conf(&h->cf);
-            assert_non_null(h->ctx.srv_conf[i]);
-        }
     }
 
+    create_srv_confs(h);
     create_loc_confs(h);
 }
 
@@ -501,6 +529,34 @@ levee_conf_location(levee_conf_t *h)
 {
     h->cf.cmd_type = NGX_HTTP_LOC_CONF;
     create_loc_confs(h);
+}
+
+
+ngx_http_upstream_srv_conf_t *
+levee_conf_upstream(levee_conf_t *h, const char *name)
+{
+    ngx_http_upstream_srv_conf_t   *uscf, **slot;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    h->file.line++;
+    h->cf.cmd_type = NGX_HTTP_UPS_CONF;
+    create_srv_confs(h);
+    create_loc_confs(h);
+
+    uscf = (ngx_http_upstream_srv_conf_t *)
+               ngx_pcalloc(h->cf.pool, sizeof(ngx_http_upstream_srv_conf_t));
+    uscf->host.data = (u_char *) name;
+    uscf->host.len = strlen(name);
+    uscf->file_name = h->file.file.name.data;
+    uscf->line = h->file.line;
+    uscf->srv_conf = h->ctx.srv_conf;
+    h->ctx.srv_conf[1] = uscf;
+
+    umcf = (ngx_http_upstream_main_conf_t *) h->ctx.main_conf[1];
+    slot = (ngx_http_upstream_srv_conf_t **) ngx_array_push(&umcf->upstreams);
+    *slot = uscf;
+
+    return uscf;
 }
 
 
@@ -534,7 +590,7 @@ levee_conf_directive(levee_conf_t *h, const char *line)
 
     value = (ngx_str_t *) h->cf.args->elts;
 
-    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+    for (ngx_uint_t i = LEVEE_CONF_BUILTIN; i < h->nmodules; i++) {
         for (ngx_command_t *cmd = h->modules[i]->commands; cmd && cmd->name.len; cmd++) {
             if (cmd->name.len != value[0].len
                 || ngx_strcmp(cmd->name.data, value[0].data) != 0)
@@ -580,7 +636,7 @@ levee_conf_directive(levee_conf_t *h, const char *line)
 ngx_int_t
 levee_conf_postconfiguration(levee_conf_t *h)
 {
-    for (ngx_uint_t i = 1; i < h->nmodules; i++) {
+    for (ngx_uint_t i = LEVEE_CONF_BUILTIN; i < h->nmodules; i++) {
         ngx_http_module_t *m = (ngx_http_module_t *) h->modules[i]->ctx;
         if (m->postconfiguration && m->postconfiguration(&h->cf) != NGX_OK) {
             return NGX_ERROR;

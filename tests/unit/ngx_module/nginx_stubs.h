@@ -21,6 +21,8 @@ extern "C" {
 }
 
 #define LEVEE_TEST_CONF_FILE  "/etc/nginx/levee-test.conf"
+/* ngx_http_core_module and ngx_http_upstream_module come first */
+#define LEVEE_CONF_BUILTIN    2
 
 typedef struct {
     ngx_conf_t            cf;
@@ -28,20 +30,27 @@ typedef struct {
     ngx_conf_file_t       file;
     ngx_cycle_t           cycle;
     ngx_log_t             log;
-    ngx_module_t        **modules;    /* ngx_http_core_module first */
+    ngx_module_t        **modules;    /* the built-ins, then those tested */
     ngx_uint_t            nmodules;
 } levee_conf_t;
 
 /*
- * An http block with the main configurations and the http{}-level location
- * configurations of ngx_http_core_module and `modules` (NULL-terminated),
- * as nginx creates them before it reads the block's directives.
+ * An http block with the configurations of ngx_http_core_module,
+ * ngx_http_upstream_module and `modules` (NULL-terminated), as nginx creates
+ * them before it reads the block's directives.
  */
 void levee_conf_init(levee_conf_t *h, ngx_module_t **modules);
 void levee_conf_free(levee_conf_t *h);
 
 /* A new location{} block: fresh location configurations, as nginx makes. */
 void levee_conf_location(levee_conf_t *h);
+
+/*
+ * A new "upstream NAME {" block on the next line: fresh server and location
+ * configurations, and the upstream's own, listed in the upstream module's
+ * main configuration.
+ */
+ngx_http_upstream_srv_conf_t *levee_conf_upstream(levee_conf_t *h, const char *name);
 
 /*
  * Reads `line` ("levee_limit one burst=5", words split on spaces) as the next
