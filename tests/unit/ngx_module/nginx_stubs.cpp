@@ -633,6 +633,23 @@ levee_conf_directive(levee_conf_t *h, const char *line)
 }
 
 
+ngx_http_request_t *
+levee_conf_request(levee_conf_t *h)
+{
+    ngx_http_request_t *r = (ngx_http_request_t *)
+                                ngx_pcalloc(h->cf.pool, sizeof(ngx_http_request_t));
+
+    r->pool = h->cf.pool;
+    r->main = r;
+    r->ctx = (void **) ngx_pcalloc(h->cf.pool, h->nmodules * sizeof(void *));
+    r->main_conf = h->ctx.main_conf;
+    r->srv_conf = h->ctx.srv_conf;
+    r->loc_conf = h->ctx.loc_conf;
+
+    return r;
+}
+
+
 ngx_int_t
 levee_conf_postconfiguration(levee_conf_t *h)
 {

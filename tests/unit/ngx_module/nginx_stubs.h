@@ -61,6 +61,12 @@ ngx_http_upstream_srv_conf_t *levee_conf_upstream(levee_conf_t *h, const char *n
  */
 ngx_int_t levee_conf_directive(levee_conf_t *h, const char *line);
 
+/*
+ * A main request in the current location, as ngx_http_process_request()
+ * hands it to the phase handlers: its configurations, no module contexts.
+ */
+ngx_http_request_t *levee_conf_request(levee_conf_t *h);
+
 /* Runs every module's postconfiguration, as ngx_http_block() does. */
 ngx_int_t levee_conf_postconfiguration(levee_conf_t *h);
 

@@ -309,6 +309,40 @@ postconfiguration_puts_the_handler_first(void **state)
 }
 
 
+/*
+ * The access handler as nginx calls it: a location without levee_limit, and
+ * a subrequest (limits apply to the main request only, as limit_req's), are
+ * let through without a look at any zone.
+ */
+static void
+handler_lets_unlimited_requests_through(void **state)
+{
+    levee_conf_t               *h = (levee_conf_t *) *state;
+    ngx_http_handler_pt         handler;
+    ngx_http_request_t         *r, *sr;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    assert_int_equal(levee_conf_directive(h, "levee_limit_zone one key=$uri rate=1r/s"), NGX_OK);
+    assert_int_equal(levee_conf_postconfiguration(h), NGX_OK);
+
+    cmcf = (ngx_http_core_main_conf_t *) levee_conf_main(h, &ngx_http_core_module);
+    handler = ((ngx_http_handler_pt *) cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers.elts)[0];
+
+    levee_conf_location(h);
+    r = levee_conf_request(h);
+    assert_int_equal(handler(r), NGX_DECLINED);
+    assert_null(r->ctx[ngx_http_levee_limit_module.ctx_index]);
+
+    levee_conf_location(h);
+    assert_int_equal(levee_conf_directive(h, "levee_limit one"), NGX_OK);
+    r = levee_conf_request(h);
+    sr = levee_conf_request(h);
+    sr->main = r;
+    assert_int_equal(handler(sr), NGX_DECLINED);
+    assert_null(sr->ctx[ngx_http_levee_limit_module.ctx_index]);
+}
+
+
 int
 main(void)
 {
@@ -326,6 +360,8 @@ main(void)
         cmocka_unit_test_setup_teardown(global_zone_refuses_a_location_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(global_zone_needs_levee_sidecar, setup, teardown),
         cmocka_unit_test_setup_teardown(postconfiguration_puts_the_handler_first, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(handler_lets_unlimited_requests_through, setup,
                                         teardown),
     };
 
