@@ -293,7 +293,7 @@ ngx_atoi(u_char *line, size_t n)
 }
 
 
-/* "512", "64k", "16m", "1g": bytes */
+/* "512", "64k", "16m": bytes (nginx's sizes have no larger unit) */
 ssize_t
 ngx_parse_size(ngx_str_t *line)
 {
@@ -304,7 +304,6 @@ ngx_parse_size(ngx_str_t *line)
         switch (digits.data[digits.len - 1]) {
         case 'k': case 'K': scale = 1024; digits.len--; break;
         case 'm': case 'M': scale = 1024 * 1024; digits.len--; break;
-        case 'g': case 'G': scale = 1024 * 1024 * 1024; digits.len--; break;
         }
     }
 
@@ -318,20 +317,20 @@ ngx_parse_size(ngx_str_t *line)
 
 
 /*
- * "250ms", "10s", "1h30m", "500" (ms, or s when is_sec): nginx's units
- * y M w d h m s ms, each part a number and a unit, the last unit optional.
+ * nginx's time syntax: "250ms", "10s", "1h 30m"; units y M w d h m s ms from
+ * the most significant to the least, a number without one is seconds. In
+ * milliseconds, or seconds (no "ms") when is_sec.
  */
 ngx_int_t
 ngx_parse_time(ngx_str_t *line, ngx_uint_t is_sec)
 {
     static const struct { const char *unit; ngx_int_t ms; } units[] = {
-        { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-        { "d", 86400000 }, { "w", 7 * 86400000LL }, { "M", 30 * 86400000LL },
-        { "y", 365 * 86400000LL },
+        { "y", 365 * 86400000LL }, { "M", 30 * 86400000LL }, { "w", 7 * 86400000LL },
+        { "d", 86400000 }, { "h", 3600000 }, { "ms", 1 }, { "m", 60000 }, { "s", 1000 },
     };
 
     u_char     *p = line->data, *end = line->data + line->len;
-    ngx_int_t   total = 0;
+    ngx_int_t   total = 0, last = NGX_MAX_INT_T_VALUE;
 
     if (p == end) {
         return NGX_ERROR;
@@ -353,24 +352,29 @@ ngx_parse_time(ngx_str_t *line, ngx_uint_t is_sec)
         }
 
         if (p == end) {
-            scale = is_sec ? 1000 : 1;
+            scale = 1000;
+
         } else {
             for (const auto &u : units) {
                 size_t ulen = strlen(u.unit);
-                if ((size_t) (end - p) >= ulen && memcmp(p, u.unit, ulen) == 0
-                    && (p + ulen == end || (p[ulen] >= '0' && p[ulen] <= '9')))
-                {
+                if ((size_t) (end - p) >= ulen && memcmp(p, u.unit, ulen) == 0) {
                     scale = u.ms;
                     p += ulen;
                     break;
                 }
             }
-            if (scale == 0) {
-                return NGX_ERROR;
-            }
         }
 
+        if (scale == 0 || scale >= last || (is_sec && scale < 1000)) {
+            return NGX_ERROR;
+        }
+
+        last = scale;
         total += n * scale;
+
+        while (p < end && *p == ' ') {
+            p++;
+        }
     }
 
     return is_sec ? total / 1000 : total;

@@ -139,9 +139,11 @@ conf_msec_reads_a_time_in_range(void **state)
     assert_int_equal(conf_msec("sync=1s", 1, 1000, &ms, NULL), NGX_OK);
     assert_int_equal(ms, 1000);
 
-    /* no unit: milliseconds, the bounds included */
-    assert_int_equal(conf_msec("sync=1", 1, 1000, &ms, NULL), NGX_OK);
+    /* the bounds are included; no unit is seconds, as everywhere in nginx */
+    assert_int_equal(conf_msec("sync=1ms", 1, 1000, &ms, NULL), NGX_OK);
     assert_int_equal(ms, 1);
+    assert_int_equal(conf_msec("sync=1", 1, 1000, &ms, NULL), NGX_OK);
+    assert_int_equal(ms, 1000);
 }
 
 
@@ -154,6 +156,7 @@ conf_msec_refuses_out_of_range_and_non_times(void **state)
     assert_int_equal(conf_msec("sync=0", 1, 1000, &ms, NULL), NGX_ERROR);
     assert_int_equal(conf_msec("sync=1001ms", 1, 1000, &ms, NULL), NGX_ERROR);
     assert_int_equal(conf_msec("sync=2s", 1, 1000, &ms, NULL), NGX_ERROR);
+    assert_int_equal(conf_msec("sync=2", 1, 1000, &ms, NULL), NGX_ERROR);
     assert_int_equal(conf_msec("sync=", 1, 1000, &ms, NULL), NGX_ERROR);
 
     /* the caller words its message with the TIME part */
