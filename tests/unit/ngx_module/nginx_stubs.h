@@ -1,9 +1,7 @@
 /*
- * A configuration-time nginx for the glue's cmocka tests: nginx's structures
- * (ngx_conf_t, ngx_http_conf_ctx_t, ngx_command_t, ngx_str_t arguments) set
- * up as nginx sets them up while it reads nginx.conf, and fakes of the nginx
- * functions a directive handler calls. Messages that the glue logs are kept
- * formatted, so a test asserts on exactly what `nginx -t` would print.
+ * Fakes of the nginx functions a directive handler calls, for the glue's
+ * cmocka tests. Messages that the glue logs are kept formatted, so a test
+ * asserts on exactly what `nginx -t` would print.
  */
 #ifndef LEVEE_TESTS_NGINX_STUBS_H
 #define LEVEE_TESTS_NGINX_STUBS_H
@@ -20,63 +18,13 @@ extern "C" {
 #include <ngx_http.h>
 }
 
-#define LEVEE_TEST_CONF_FILE  "/etc/nginx/levee-test.conf"
-/* ngx_http_core_module and ngx_http_upstream_module come first */
-#define LEVEE_CONF_BUILTIN    2
-
-typedef struct {
-    ngx_conf_t            cf;
-    ngx_http_conf_ctx_t   ctx;
-    ngx_conf_file_t       file;
-    ngx_cycle_t           cycle;
-    ngx_log_t             log;
-    ngx_module_t        **modules;    /* the built-ins, then those tested */
-    ngx_uint_t            nmodules;
-} levee_conf_t;
-
-/*
- * An http block with the configurations of ngx_http_core_module,
- * ngx_http_upstream_module and `modules` (NULL-terminated), as nginx creates
- * them before it reads the block's directives.
- */
-void levee_conf_init(levee_conf_t *h, ngx_module_t **modules);
-void levee_conf_free(levee_conf_t *h);
-
-/* A new location{} block: fresh location configurations, as nginx makes. */
-void levee_conf_location(levee_conf_t *h);
-
-/*
- * A new "upstream NAME {" block on the next line: fresh server and location
- * configurations, and the upstream's own, listed in the upstream module's
- * main configuration.
- */
-ngx_http_upstream_srv_conf_t *levee_conf_upstream(levee_conf_t *h, const char *name);
-
-/*
- * Reads `line` ("levee_limit one burst=5", words split on spaces) as the next
- * line of the file and runs it as ngx_conf_handler() does: the directive's
- * context and number of arguments are checked, then its handler gets the
- * configuration its ngx_command_t names. NGX_OK or NGX_ERROR, with the
- * message in levee_last_message().
- */
-ngx_int_t levee_conf_directive(levee_conf_t *h, const char *line);
-
-/*
- * A main request in the current location, as ngx_http_process_request()
- * hands it to the phase handlers: its configurations, no module contexts.
- */
-ngx_http_request_t *levee_conf_request(levee_conf_t *h);
-
-/* Runs every module's postconfiguration, as ngx_http_block() does. */
-ngx_int_t levee_conf_postconfiguration(levee_conf_t *h);
-
-void *levee_conf_main(levee_conf_t *h, ngx_module_t *module);
-void *levee_conf_loc(levee_conf_t *h, ngx_module_t *module);
+/* Frees what the pools gave and forgets the messages and the zones. */
+void levee_stubs_reset(void);
 
 /* What was logged last (ngx_conf_log_error or ngx_log_error): "" if nothing. */
 const char *levee_last_message(void);
 ngx_uint_t levee_last_level(void);
-/* Messages logged since levee_conf_init(). */
+/* Messages logged since levee_stubs_reset(). */
 ngx_uint_t levee_message_count(void);
 
 /* The shared memory zones the glue asked for, newest last. */

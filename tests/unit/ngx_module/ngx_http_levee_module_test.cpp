@@ -1,6 +1,6 @@
 /* levee_sidecar and the "NAME=TIME" parameter reader the capabilities share. */
 
-#include "nginx_stubs.h"
+#include "conf_harness.h"
 
 #include "ngx_http_levee_module.h"
 

@@ -3,7 +3,7 @@
  * them, and the postconfiguration that sizes the presence table.
  */
 
-#include "nginx_stubs.h"
+#include "conf_harness.h"
 
 #include <string>
 

@@ -3,7 +3,7 @@
  * postconfiguration that checks them against levee_sidecar.
  */
 
-#include "nginx_stubs.h"
+#include "conf_harness.h"
 
 #include <string>
 

@@ -3,7 +3,7 @@
  * them, and the postconfiguration that checks the registry's needs.
  */
 
-#include "nginx_stubs.h"
+#include "conf_harness.h"
 
 #include "ngx_http_levee_module.h"
 
