@@ -2,7 +2,9 @@
  * The nginx functions the glue links against that the tests do not fake:
  * request processing, events, shared memory, the upstream. Reaching one
  * fails the test by name. Their real prototypes do not matter here: none
- * returns.
+ * returns. When the glue starts calling another nginx function, linking the
+ * tests says "undefined reference to `ngx_...'": add it here (or, if a test
+ * needs it to work, fake it in nginx_stubs.cpp).
  */
 
 #include <stdarg.h>
