@@ -56,7 +56,7 @@ zone_size_is_checked(void **state)
     levee_conf_t *h = (levee_conf_t *) *state;
     const char   *range = "invalid levee_heartbeat_zone size \"%s\": from 64k to 4095m";
 
-    for (const char *size : { "size=32k", "size=4096m", "size=big", "size=" }) {
+    for (const char *size : { "size=32k", "size=4096m", "size=1g", "size=big", "size=" }) {
         char  message[128];
 
         snprintf(message, sizeof(message), range, size);
