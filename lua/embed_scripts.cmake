@@ -1,11 +1,19 @@
-# Writes OUT: a C++ table of (name, source) for every script in SCRIPTS.
-set(body "// generated from lua/*.lua by lua/embed_scripts.cmake: do not edit\n#include \"lua_scripts.hpp\"\n\nnamespace levee::lua {\n\nconst std::vector<Script> &scripts() {\n    static const std::vector<Script> all = {\n")
+# Writes OUT_DIR/lua_scripts.hpp and .cpp: one accessor per script in SCRIPTS,
+# named after its file, returning its name and source.
+set(hpp "// generated from lua/*.lua by lua/embed_scripts.cmake: do not edit\n#pragma once\n\n#include <string_view>\n#include <vector>\n\nnamespace levee::lua {\n\nstruct Script {\n    std::string_view name;   // file name without .lua\n    std::string_view source;\n};\n\n")
+set(cpp "// generated from lua/*.lua by lua/embed_scripts.cmake: do not edit\n#include \"lua_scripts.hpp\"\n\nnamespace levee::lua {\n\n")
+set(all "")
 foreach(path ${SCRIPTS})
   get_filename_component(name ${path} NAME_WE)
   file(READ ${path} text)
+  string(APPEND hpp "const Script &${name}();\n")
   # a raw string delimiter no script contains
-  set(body "${body}        {\"${name}\", R\"levee_lua(${text})levee_lua\"},\n")
+  string(APPEND cpp "const Script &${name}() {\n    static const Script s{\"${name}\", R\"levee_lua(${text})levee_lua\"};\n    return s;\n}\n\n")
+  string(APPEND all "        &${name}(),\n")
 endforeach()
-set(body "${body}    };\n    return all;\n}\n\nconst Script *find(std::string_view name) {\n    for (const Script &s : scripts()) {\n        if (s.name == name) {\n            return &s;\n        }\n    }\n    return nullptr;\n}\n\n} // namespace levee::lua\n")
-file(WRITE ${OUT}.tmp "${body}")
-configure_file(${OUT}.tmp ${OUT} COPYONLY)
+string(APPEND hpp "\n// Every script, for tests that check each one.\nconst std::vector<const Script *> &all();\n\n} // namespace levee::lua\n")
+string(APPEND cpp "const std::vector<const Script *> &all() {\n    static const std::vector<const Script *> scripts = {\n${all}    };\n    return scripts;\n}\n\n} // namespace levee::lua\n")
+foreach(ext hpp cpp)
+  file(WRITE ${OUT_DIR}/lua_scripts.${ext}.tmp "${${ext}}")
+  configure_file(${OUT_DIR}/lua_scripts.${ext}.tmp ${OUT_DIR}/lua_scripts.${ext} COPYONLY)
+endforeach()

@@ -1,8 +1,13 @@
 -- Leases global rate-limit quota: takes up to `want` tokens from one GCRA
 -- bucket, so that every token goes to exactly one nginx. Same arithmetic as
 -- ngx_module/core/gcra.cpp (gcra_take_n).
--- KEYS[1] = bucket, e.g. "levee:limit:{zone:key}"
--- ARGV[1] = period_us (1 / rate), ARGV[2] = capacity (burst + 1), ARGV[3] = want
+-- KEYS[1] = bucket, "levee:limit:{ZONE:KEY}:PERIOD_US:CAPACITY", e.g.
+--           "levee:limit:{per_ip:1.2.3.4}:100000:11" (10 r/s, burst=10): the
+--           parameters are in the key, so a TAT is only ever read with the
+--           period it was written with, whatever rates run side by side
+--           during a rolling reload
+-- ARGV[1] = period_us (1 / rate), ARGV[2] = capacity (burst + 1), ARGV[3] = want;
+--           the same numbers as in the key
 -- Returns the number of tokens granted.
 -- The clock is the master's (TIME): one clock per bucket, whichever nginx asks.
 local t = redis.call('TIME')

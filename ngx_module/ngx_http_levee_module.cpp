@@ -164,6 +164,41 @@ ngx_http_levee_add_handler_last(ngx_conf_t *cf, ngx_http_phases phase,
 }
 
 
+ngx_shm_zone_t *
+ngx_http_levee_replaced_zone(ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *zones;
+
+    /* in ngx_init_cycle(), ngx_cycle is still the running (old) cycle */
+    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
+    zones = (ngx_shm_zone_t *) part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            zones = (ngx_shm_zone_t *) part->elts;
+            i = 0;
+        }
+
+        if (zones[i].tag == shm_zone->tag
+            && zones[i].shm.name.len == shm_zone->shm.name.len
+            && ngx_strncmp(zones[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len) == 0
+            && zones[i].shm.addr != shm_zone->shm.addr)
+        {
+            return &zones[i];
+        }
+    }
+}
+
+
 static ngx_int_t
 ngx_http_levee_init_process(ngx_cycle_t *cycle)
 {

@@ -40,4 +40,12 @@ ngx_int_t ngx_http_levee_conf_msec(ngx_str_t *arg, const char *name,
 ngx_int_t ngx_http_levee_add_handler_last(ngx_conf_t *cf,
     ngx_http_phases phase, ngx_http_handler_pt handler);
 
+/*
+ * From a zone's init handler called with no old data: the zone of the
+ * running configuration that this one replaces because its size changed
+ * (nginx then gives a new, empty zone), or NULL (first start, a new zone).
+ * The old zone is still mapped in the master while the new cycle starts.
+ */
+ngx_shm_zone_t *ngx_http_levee_replaced_zone(ngx_shm_zone_t *shm_zone);
+
 #endif

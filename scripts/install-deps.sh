@@ -17,9 +17,9 @@ packages=(
     nginx nginx-dev
     redis-server redis-tools
     libhiredis-dev libmongoc-dev libbson-dev libevent-dev
-    libprotobuf-c-dev protobuf-c-compiler
+    libprotobuf-c-dev protobuf-c-compiler libssl-dev
     libcmocka-dev googletest libgtest-dev
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev clang-format
     python3 python3-pytest python3-venv
     wrk procps iproute2
     libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core

@@ -118,9 +118,8 @@ bool Daemon::Parts::start() {
     }
 
     if (!config.metrics_listen.empty()) {
-        metrics_http = std::make_unique<MetricsHttp>(base.get(), metrics, [this]() -> std::string {
-            return draining ? "draining" : "";
-        });
+        metrics_http = std::make_unique<MetricsHttp>(base.get(), metrics,
+                                                     [this]() -> std::string { return draining ? "draining" : ""; });
         if (!metrics_http->listen(config.metrics_listen, error)) {
             log::error("startup_failed", {{"reason", error}});
             return false;
@@ -153,7 +152,8 @@ bool Daemon::Parts::start() {
     const std::string redis_auth = config.redis_password.empty() ? "-"
                                    : config.redis_user.empty()   ? "password"
                                                                  : "user " + config.redis_user;
-    log::info("started", {{"socket", config.socket_path}, {"redis", config.redis_seeds.empty() ? "-" : config.redis_seeds},
+    log::info("started", {{"socket", config.socket_path},
+                          {"redis", config.redis_seeds.empty() ? "-" : config.redis_seeds},
                           {"redis_auth", redis_auth},
                           {"mongo", config.mongo_uri.empty() ? "-" : redact_mongo_uri(config.mongo_uri)},
                           {"metrics", config.metrics_listen.empty() ? "-" : config.metrics_listen},
@@ -205,7 +205,7 @@ bool Daemon::Parts::start_mongo() {
     }
     SpoolOptions so;
     so.dir = config.spool_dir;
-    so.fsync = config.spool_fsync == "always" ? SpoolFsync::kAlways
+    so.fsync = config.spool_fsync == "always"  ? SpoolFsync::kAlways
                : config.spool_fsync == "never" ? SpoolFsync::kNever
                                                : SpoolFsync::kInterval;
     spool = Spool::open(so, error);
@@ -213,8 +213,9 @@ bool Daemon::Parts::start_mongo() {
         log::error("startup_failed", {{"reason", "spool: " + error}});
         return false;
     }
-    log::info("spool_opened", {{"dir", config.spool_dir}, {"pending_records", spool->pending_records()},
-                               {"fsync", config.spool_fsync}});
+    log::info(
+        "spool_opened",
+        {{"dir", config.spool_dir}, {"pending_records", spool->pending_records()}, {"fsync", config.spool_fsync}});
     PresenceWriterOptions wo;
     wo.database = config.mongo_database;
     wo.flush_ms = config.mongo_flush_ms;

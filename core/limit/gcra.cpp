@@ -13,7 +13,9 @@ GcraParams GcraParams::from_rate(uint64_t requests, uint64_t window_s, uint32_t 
     return p;
 }
 
-uint64_t GcraParams::capacity() const { return tolerance_us / period_us + 1; }
+uint64_t GcraParams::capacity() const {
+    return tolerance_us / period_us + 1;
+}
 
 GcraDecision gcra_take(const GcraParams &p, int64_t &tat, int64_t now_us) {
     GcraDecision d;
@@ -45,7 +47,9 @@ uint64_t gcra_delay_us(const GcraParams &p, const GcraDecision &d, uint64_t dela
     return d.delay_us - delay * p.period_us;
 }
 
-void gcra_refund(const GcraParams &p, int64_t &tat) { tat -= static_cast<int64_t>(p.period_us); }
+void gcra_refund(const GcraParams &p, int64_t &tat) {
+    tat -= static_cast<int64_t>(p.period_us);
+}
 
 uint64_t gcra_take_n(const GcraParams &p, int64_t &tat, int64_t now_us, uint64_t want) {
     const int64_t start = tat > now_us ? tat : now_us;
@@ -59,6 +63,16 @@ uint64_t gcra_take_n(const GcraParams &p, int64_t &tat, int64_t now_us, uint64_t
     }
     tat = start + static_cast<int64_t>(n * p.period_us);
     return n;
+}
+
+int64_t gcra_rescale(const GcraParams &from, const GcraParams &to, int64_t tat, int64_t now_us) {
+    if (tat <= now_us || from.period_us == 0) {
+        return tat;
+    }
+    // 128 bits: owed time (up to years) times a period (up to a day) in us
+    const unsigned __int128 owed = static_cast<unsigned __int128>(tat - now_us) * to.period_us / from.period_us;
+    const uint64_t full = to.tolerance_us + to.period_us;
+    return now_us + static_cast<int64_t>(owed > full ? full : static_cast<uint64_t>(owed));
 }
 
 } // namespace levee::limit

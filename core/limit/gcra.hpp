@@ -40,7 +40,16 @@ void gcra_refund(const GcraParams &p, int64_t &tat);
 // leveed uses it for the buckets it keeps itself when it runs without Redis.
 uint64_t gcra_take_n(const GcraParams &p, int64_t &tat, int64_t now_us, uint64_t want);
 
+// The TAT a key written under `from` has under `to` (a reload changed the
+// zone's rate or burst): the requests the key has used up are kept, not the
+// time it owes, so that a key exhausted under the old rate is exhausted
+// under the new one, and a raised rate is not held back by the old, longer
+// period. Capped at a full bucket of `to`.
+int64_t gcra_rescale(const GcraParams &from, const GcraParams &to, int64_t tat, int64_t now_us);
+
 // True when the bucket is full again at `now_us`: the state equals no state.
-inline bool gcra_idle(int64_t tat, int64_t now_us) { return tat <= now_us; }
+inline bool gcra_idle(int64_t tat, int64_t now_us) {
+    return tat <= now_us;
+}
 
 } // namespace levee::limit

@@ -15,7 +15,6 @@ namespace levee::limit {
 // it would meet 429s until the next sync interval although the bucket in
 // Redis is full. Redis still grants each token once, so this costs other
 // nginx instances nothing but the order in which they are served.
-uint32_t lease_want(uint32_t demand, int32_t held, uint64_t capacity, uint64_t refill_per_sync,
-                    bool first = false);
+uint32_t lease_want(uint32_t demand, int32_t held, uint64_t capacity, uint64_t refill_per_sync, bool first = false);
 
 } // namespace levee::limit

@@ -1,5 +1,6 @@
 #include "core/presence/presence_table.hpp"
 
+#include <cstdint>
 #include <cstring>
 
 namespace levee::presence {
@@ -16,7 +17,9 @@ uint32_t fnv1a(uint32_t h, const unsigned char *p, size_t n) {
     return h;
 }
 
-uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1) / a * a; }
+uint32_t align_up(uint32_t v, uint32_t a) {
+    return (v + a - 1) / a * a;
+}
 
 } // namespace
 
@@ -63,7 +66,9 @@ bool Table::init(size_t bytes) {
     return h_->arena < h_->end;
 }
 
-bool Table::valid() const { return h_->magic == kMagic; }
+bool Table::valid() const {
+    return h_->magic == kMagic;
+}
 
 int Table::ttl_index(uint32_t ttl_ms) {
     for (uint32_t i = 0; i < h_->nttls; i++) {
@@ -94,7 +99,9 @@ Entry *Table::find_mut(const Key &k, uint32_t **link) const {
     return nullptr;
 }
 
-const Entry *Table::find(const Key &k) const { return find_mut(k, nullptr); }
+const Entry *Table::find(const Key &k) const {
+    return find_mut(k, nullptr);
+}
 
 Entry *Table::alloc(size_t size) {
     const size_t cls = size / kChunkUnit;
@@ -173,6 +180,9 @@ void Table::to_dirty(Entry *e) {
 }
 
 BeatResult Table::beat(const Key &k, int64_t now_ms, uint8_t ttl, uint64_t backlog_limit) {
+    if (h_->retired) {
+        return BeatResult::kRetired;
+    }
     Entry *e = find_mut(k, nullptr);
     if (e != nullptr) {
         if (now_ms > e->last_seen_ms) {
@@ -211,6 +221,24 @@ BeatResult Table::beat(const Key &k, int64_t now_ms, uint8_t ttl, uint64_t backl
     h_->bytes += size;
     h_->c.beats++;
     return BeatResult::kStored;
+}
+
+size_t Table::adopt(Table &old) {
+    const Counters kept = h_->c;
+    size_t lost = 0;
+    const uint32_t heads[] = {old.h_->dirty_head, old.h_->infl_head};
+    for (uint32_t head : heads) {
+        for (Entry *e = old.at(head); e != nullptr; e = old.at(e->next)) {
+            const int ttl = ttl_index(old.ttl_ms(e->ttl));
+            const Key k = {old.bytes(e), e->ulen, old.bytes(e) + e->ulen, e->rlen};
+            const BeatResult r =
+                ttl < 0 ? BeatResult::kFull : beat(k, e->last_seen_ms, static_cast<uint8_t>(ttl), UINT64_MAX);
+            lost += r == BeatResult::kFull;
+        }
+    }
+    h_->c = kept; // not beats of this table's clients
+    old.h_->retired = 1;
+    return lost;
 }
 
 size_t Table::take(uint32_t batch, uint32_t now, Taken *out, size_t max, unsigned char *buf, size_t buf_size,

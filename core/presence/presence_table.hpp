@@ -68,10 +68,12 @@ struct Header {
     uint32_t nttls;
     uint32_t ttls[kMaxTtls]; // ms
     uint32_t free_head[kClasses];
-    uint64_t count;    // entries now
-    uint64_t dirty;    // of which on the dirty list
-    uint64_t bytes;    // chunk bytes in use
+    uint64_t count; // entries now
+    uint64_t dirty; // of which on the dirty list
+    uint64_t bytes; // chunk bytes in use
     Counters c;
+    uint32_t retired; // adopted by a new table: refuses beats from then on
+    uint32_t spare;
 };
 
 struct Key {
@@ -88,7 +90,7 @@ struct Taken {
     int64_t last_seen_ms;
 };
 
-enum class BeatResult { kStored, kCoalesced, kFull, kBacklog };
+enum class BeatResult { kStored, kCoalesced, kFull, kBacklog, kRetired };
 
 // nullptr when the key may be recorded, else a short reason for a 400.
 // Users and rooms are printable ASCII without spaces, quotes or backslashes,
@@ -107,7 +109,8 @@ class Table {
     int ttl_index(uint32_t ttl_ms);
     uint32_t ttl_ms(uint8_t index) const { return h_->ttls[index]; }
 
-    // Records a beat. A new entry is refused when `backlog_limit` entries wait.
+    // Records a beat. A new entry is refused when `backlog_limit` entries
+    // wait; every beat once the table is retired.
     BeatResult beat(const Key &k, int64_t now_ms, uint8_t ttl, uint64_t backlog_limit);
 
     // Moves up to `max` dirty entries of one ttl to the in-flight list under
@@ -123,6 +126,11 @@ class Table {
     size_t sweep(uint32_t now, uint32_t timeout_ms);
     // Sends again what batches of worker `slot` carry (a new worker takes over its slot).
     size_t requeue_slot(uint32_t slot);
+
+    // Copies every entry of `old` (waiting or in flight) into this table, to
+    // be sent again, and retires `old` so that it stores no beat after the
+    // copy. Returns how many entries did not fit (they are lost).
+    size_t adopt(Table &old);
 
     uint32_t next_batch(uint32_t slot) { return (++h_->next_seq << 8) | (slot & 0xff); }
 

@@ -9,8 +9,7 @@
 
 #include <cstdint>
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 // The factor is fixed point, in thousandths (1.25 -> 1250), so nginx's
 // configuration parser and every worker compute the same integers.
@@ -20,16 +19,15 @@ constexpr uint32_t kLoadFactorScale = 1000;
 // request being placed is counted (total_in_flight excludes it).
 inline uint64_t bounded_capacity(uint64_t total_in_flight, uint64_t weight, uint64_t total_weight,
                                  uint32_t factor_milli) {
-  uint64_t num = (total_in_flight + 1) * weight * factor_milli;
-  uint64_t den = total_weight * kLoadFactorScale;
-  return (num + den - 1) / den;
+    uint64_t num = (total_in_flight + 1) * weight * factor_milli;
+    uint64_t den = total_weight * kLoadFactorScale;
+    return (num + den - 1) / den;
 }
 
 // "1.25" -> 1250; false for anything but a decimal in [1, 100] with at most
 // three decimals.
 bool parse_load_factor(const char *s, uint64_t len, uint32_t *factor_milli);
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

@@ -10,24 +10,22 @@
 
 #include "core/sticky/sticky_chooser.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 class Ketama : public StickyChooser {
- public:
-  static constexpr uint32_t kPointsPerWeight = 160;
+  public:
+    static constexpr uint32_t kPointsPerWeight = 160;
 
-  explicit Ketama(const std::vector<StickyServer> &servers);
+    explicit Ketama(const std::vector<StickyServer> &servers);
 
-  // attempt k: the server of the k-th point after the key's point.
-  uint32_t choose(uint64_t key_hash, uint32_t attempt) const override;
+    // attempt k: the server of the k-th point after the key's point.
+    uint32_t choose(uint64_t key_hash, uint32_t attempt) const override;
 
- private:
-  std::vector<uint64_t> points_;
-  std::vector<uint16_t> owner_;
+  private:
+    std::vector<uint64_t> points_;
+    std::vector<uint16_t> owner_;
 };
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

@@ -11,27 +11,25 @@
 
 #include "core/sticky/sticky_chooser.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 class Maglev : public StickyChooser {
- public:
-  // table_size 0: the smallest prime of a fixed list >= 100 x servers,
-  // at least 65537 (the paper's advice: M much larger than N).
-  explicit Maglev(const std::vector<StickyServer> &servers, uint32_t table_size = 0);
+  public:
+    // table_size 0: the smallest prime of a fixed list >= 100 x servers,
+    // at least 65537 (the paper's advice: M much larger than N).
+    explicit Maglev(const std::vector<StickyServer> &servers, uint32_t table_size = 0);
 
-  uint32_t choose(uint64_t key_hash, uint32_t attempt) const override;
+    uint32_t choose(uint64_t key_hash, uint32_t attempt) const override;
 
-  uint32_t table_size() const { return static_cast<uint32_t>(table_.size()); }
-  const std::vector<uint16_t> &table() const { return table_; }
+    uint32_t table_size() const { return static_cast<uint32_t>(table_.size()); }
+    const std::vector<uint16_t> &table() const { return table_; }
 
-  static uint32_t default_table_size(uint32_t servers);
+    static uint32_t default_table_size(uint32_t servers);
 
- private:
-  std::vector<uint16_t> table_;
+  private:
+    std::vector<uint16_t> table_;
 };
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

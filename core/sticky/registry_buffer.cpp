@@ -31,7 +31,12 @@ RegistryBuffer::Put RegistryBuffer::put(uint64_t hash, const unsigned char *key,
                 return Put::kFull;
             }
             std::memcpy(arena_.get() + used_, key, key_len);
-            s = Slot{hash, server, now_ms, static_cast<uint32_t>(used_), ttl_ms, static_cast<uint16_t>(key_len),
+            s = Slot{hash,
+                     server,
+                     now_ms,
+                     static_cast<uint32_t>(used_),
+                     ttl_ms,
+                     static_cast<uint16_t>(key_len),
                      static_cast<uint16_t>(server_len)};
             used_ += key_len;
             order_[n_++] = static_cast<uint32_t>(i);

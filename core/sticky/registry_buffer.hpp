@@ -29,8 +29,8 @@ class RegistryBuffer {
 
     // `server` is not copied: it must outlive the next clear(). nginx's peer
     // names do (they live as long as the configuration).
-    Put put(uint64_t hash, const unsigned char *key, size_t key_len, const unsigned char *server,
-            size_t server_len, uint32_t ttl_ms, int64_t now_ms);
+    Put put(uint64_t hash, const unsigned char *key, size_t key_len, const unsigned char *server, size_t server_len,
+            uint32_t ttl_ms, int64_t now_ms);
 
     size_t size() const { return n_; }
     size_t max_keys() const { return max_keys_; }

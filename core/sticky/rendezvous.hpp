@@ -13,25 +13,23 @@
 
 #include "core/sticky/sticky_chooser.hpp"
 
-namespace levee {
-namespace sticky {
+namespace levee::sticky {
 
 class Rendezvous : public StickyChooser {
- public:
-  explicit Rendezvous(const std::vector<StickyServer> &servers);
+  public:
+    explicit Rendezvous(const std::vector<StickyServer> &servers);
 
-  // attempt k: the server ranked k+1 for this key (k >= size: the last).
-  uint32_t choose(uint64_t key_hash, uint32_t attempt) const override;
+    // attempt k: the server ranked k+1 for this key (k >= size: the last).
+    uint32_t choose(uint64_t key_hash, uint32_t attempt) const override;
 
- private:
-  double score(uint64_t key_hash, uint32_t i) const;
+  private:
+    double score(uint64_t key_hash, uint32_t i) const;
 
-  std::vector<uint64_t> seed_;
-  std::vector<double> weight_;
-  bool weighted_ = false;
+    std::vector<uint64_t> seed_;
+    std::vector<double> weight_;
+    bool weighted_ = false;
 };
 
-}  // namespace sticky
-}  // namespace levee
+} // namespace levee::sticky
 
 #endif

@@ -57,6 +57,12 @@ typedef struct {
     uint8_t                      ttl_index[levee::presence::kMaxTtls];
     ngx_flag_t                   zone_set;
     ngx_flag_t                   used;
+    /* where levee_heartbeat_zone, and the first directive that needs leveed, are */
+    u_char                      *zone_file;
+    ngx_uint_t                   zone_line;
+    const char                  *used_by;
+    u_char                      *used_file;
+    ngx_uint_t                   used_line;
 } ngx_http_levee_hb_main_conf_t;
 
 
@@ -353,7 +359,7 @@ ngx_http_levee_hb_handler(ngx_http_request_t *r)
     count = t.header().count;
     ngx_shmtx_unlock(&hmcf->shpool->mutex);
 
-    if (res == BeatResult::kFull || res == BeatResult::kBacklog) {
+    if (res != BeatResult::kStored && res != BeatResult::kCoalesced) {
         if (ngx_http_levee_hb_header(r, "Retry-After",
                                      ngx_max(1, (4 * hmcf->flush + 999) / 1000)) != NGX_OK)
         {
@@ -362,7 +368,8 @@ ngx_http_levee_hb_handler(ngx_http_request_t *r)
 
         return ngx_http_levee_hb_text(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       res == BeatResult::kFull ? "presence table full\n"
-                                                               : "presence backlog full\n");
+                                      : res == BeatResult::kBacklog ? "presence backlog full\n"
+                                      : "presence zone replaced by a reload\n");
     }
 
     /*
@@ -1126,6 +1133,40 @@ ngx_http_levee_hb_register_ttls(ngx_http_levee_hb_main_conf_t *hmcf, ngx_log_t *
 }
 
 
+/*
+ * A reload changed the zone's size, so nginx made a new, empty one. The beats
+ * answered 204 and not yet acknowledged are copied into it here, in the
+ * master, before the new workers start; the old table is retired in the same
+ * critical section, so the old workers, which keep serving until they shut
+ * down, answer 503 to any later beat (the client retries on a new worker)
+ * instead of storing it where nobody would flush it: an exiting worker's link
+ * to leveed is closed with its idle connections.
+ */
+static void
+ngx_http_levee_hb_adopt(ngx_http_levee_hb_main_conf_t *ctx,
+    ngx_http_levee_hb_main_conf_t *octx, size_t old_size, size_t new_size, ngx_log_t *log)
+{
+    size_t      lost;
+    uint64_t    count;
+    ngx_uint_t  level;
+
+    Table  t = ngx_http_levee_hb_table(ctx);
+    Table  o = ngx_http_levee_hb_table(octx);
+
+    ngx_shmtx_lock(&octx->shpool->mutex);
+    count = o.header().count;
+    lost = t.adopt(o);
+    ngx_shmtx_unlock(&octx->shpool->mutex);
+
+    level = lost ? NGX_LOG_WARN : NGX_LOG_NOTICE;
+
+    ngx_log_error(level, log, 0,
+                  "levee_heartbeat_zone changed size from %uz to %uz: the presence zone "
+                  "is re-created; %uL users waiting for leveed's ack moved to it, "
+                  "%uz of them lost (no room)", old_size, new_size, count, lost);
+}
+
+
 static ngx_int_t
 ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
@@ -1133,6 +1174,7 @@ ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_levee_hb_main_conf_t *ctx = (ngx_http_levee_hb_main_conf_t *) shm_zone->data;
     ngx_int_t                      rc;
     size_t                         size;
+    ngx_shm_zone_t                *old;
 
     if (octx != NULL) {
         /* a reload keeps the table and whatever waits in it */
@@ -1184,7 +1226,17 @@ ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
-    return ngx_http_levee_hb_register_ttls(ctx, shm_zone->shm.log);
+    if (ngx_http_levee_hb_register_ttls(ctx, shm_zone->shm.log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    old = ngx_http_levee_replaced_zone(shm_zone);
+    if (old != NULL) {
+        ngx_http_levee_hb_adopt(ctx, (ngx_http_levee_hb_main_conf_t *) old->data,
+                                old->shm.size, shm_zone->shm.size, shm_zone->shm.log);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1250,7 +1302,11 @@ ngx_http_levee_hb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t   i;
 
     if (hmcf->zone_set) {
-        return (char *) "is duplicate";
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "levee_heartbeat_zone is duplicate (first declared at %s:%ui; "
+                           "one zone serves every location of the http block)",
+                           hmcf->zone_file, hmcf->zone_line);
+        return (char *) NGX_CONF_ERROR;
     }
 
     value = (ngx_str_t *) cf->args->elts;
@@ -1289,6 +1345,8 @@ ngx_http_levee_hb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     hmcf->zone_set = 1;
+    hmcf->zone_file = cf->conf_file->file.name.data;
+    hmcf->zone_line = cf->conf_file->line;
 
     return NGX_CONF_OK;
 
@@ -1297,6 +1355,19 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
 
     return (char *) NGX_CONF_ERROR;
+}
+
+
+/* The zone is used: remember the first directive that needs leveed, for nginx -t. */
+static void
+ngx_http_levee_hb_use(ngx_conf_t *cf, ngx_http_levee_hb_main_conf_t *hmcf, const char *directive)
+{
+    if (!hmcf->used) {
+        hmcf->used = 1;
+        hmcf->used_by = directive;
+        hmcf->used_file = cf->conf_file->file.name.data;
+        hmcf->used_line = cf->conf_file->line;
+    }
 }
 
 
@@ -1450,7 +1521,7 @@ ngx_http_levee_hb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     hlcf->ttl_slot = i;
-    hmcf->used = 1;
+    ngx_http_levee_hb_use(cf, hmcf, "levee_heartbeat");
     hmcf->flush = ngx_min(hmcf->flush, hlcf->flush);
 
     clcf = (ngx_http_core_loc_conf_t *) ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -1496,7 +1567,7 @@ ngx_http_levee_presence(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     hmcf = (ngx_http_levee_hb_main_conf_t *)
                ngx_http_conf_get_module_main_conf(cf, ngx_http_levee_heartbeat_module);
-    hmcf->used = 1;
+    ngx_http_levee_hb_use(cf, hmcf, "levee_presence");
 
     clcf = (ngx_http_core_loc_conf_t *) ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_levee_presence_handler;
@@ -1509,6 +1580,7 @@ static ngx_int_t
 ngx_http_levee_hb_init(ngx_conf_t *cf)
 {
     ngx_str_t                       name = ngx_string("levee_presence");
+    ngx_http_levee_main_conf_t     *lmcf;
     ngx_http_levee_hb_main_conf_t  *hmcf;
 
     hmcf = (ngx_http_levee_hb_main_conf_t *)
@@ -1516,6 +1588,17 @@ ngx_http_levee_hb_init(ngx_conf_t *cf)
 
     if (!hmcf->used) {
         return NGX_OK;
+    }
+
+    lmcf = (ngx_http_levee_main_conf_t *)
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_levee_module);
+
+    /* without leveed a beat would be answered 204 and never flushed */
+    if (lmcf == NULL || !lmcf->sidecar_set) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "%s needs levee_sidecar in the http block in %s:%ui",
+                      hmcf->used_by, hmcf->used_file, hmcf->used_line);
+        return NGX_ERROR;
     }
 
     if (hmcf->flush == NGX_CONF_UNSET_MSEC) {

@@ -1267,6 +1267,32 @@ ngx_http_levee_limit_init_process(ngx_cycle_t *cycle)
 /* ---------------------------------------------------------------- configuration */
 
 
+/*
+ * A reload changed a local zone's rate or burst: each key keeps the requests
+ * it has used, counted in the new rate (see gcra_rescale). Workers of the old
+ * configuration still decide with the old parameters until they exit.
+ */
+static void
+ngx_http_levee_limit_rescale(ngx_http_levee_limit_zone_t *ctx,
+    ngx_http_levee_limit_zone_t *octx)
+{
+    Entry    *e;
+    int64_t   now;
+
+    now = ngx_http_levee_limit_now_us();
+
+    Table  t = ngx_http_levee_limit_table(ctx);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (e = t.next(NULL); e != NULL; e = t.next(e)) {
+        e->tat = levee::limit::gcra_rescale(octx->gcra, ctx->gcra, e->tat, now);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
 static ngx_int_t
 ngx_http_levee_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
@@ -1274,6 +1300,7 @@ ngx_http_levee_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_levee_limit_zone_t  *ctx = (ngx_http_levee_limit_zone_t *) shm_zone->data;
     size_t                        len;
     uint32_t                      extra;
+    ngx_shm_zone_t               *old;
 
     extra = ctx->global ? levee::limit::kGlobalPartSize : 0;
 
@@ -1287,10 +1314,26 @@ ngx_http_levee_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         ctx->sh = octx->sh;
         ctx->shpool = octx->shpool;
+
+        if (!ctx->global
+            && (octx->gcra.period_us != ctx->gcra.period_us
+                || octx->gcra.tolerance_us != ctx->gcra.tolerance_us))
+        {
+            ngx_http_levee_limit_rescale(ctx, octx);
+        }
+
         return NGX_OK;
     }
 
     ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    old = ngx_http_levee_replaced_zone(shm_zone);
+    if (old != NULL) {
+        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                      "levee_limit_zone \"%V\" changed size from %uz to %uz: "
+                      "the zone is re-created and its state starts empty",
+                      &ctx->name, old->shm.size, shm_zone->shm.size);
+    }
 
     if (shm_zone->shm.exists) {
         ctx->sh = (TableHeader *) ctx->shpool->data;

@@ -94,7 +94,11 @@ const std::map<std::string, Setter> &setters() {
              c.socket_mode = static_cast<unsigned>(std::stoul(v, nullptr, 8));
              return "";
          }},
-        {"socket_group", [](const std::string &v, Config &c) -> std::string { c.socket_group = v; return ""; }},
+        {"socket_group",
+         [](const std::string &v, Config &c) -> std::string {
+             c.socket_group = v;
+             return "";
+         }},
         {"redis",
          [](const std::string &v, Config &c) -> std::string {
              // The parser the client starts with: what passes here starts.
@@ -137,8 +141,16 @@ const std::map<std::string, Setter> &setters() {
              c.mongo_uri = v;
              return "";
          }},
-        {"mongo_database", [](const std::string &v, Config &c) -> std::string { c.mongo_database = v; return ""; }},
-        {"log_file", [](const std::string &v, Config &c) -> std::string { c.log_file = v; return ""; }},
+        {"mongo_database",
+         [](const std::string &v, Config &c) -> std::string {
+             c.mongo_database = v;
+             return "";
+         }},
+        {"log_file",
+         [](const std::string &v, Config &c) -> std::string {
+             c.log_file = v;
+             return "";
+         }},
         {"log_level",
          [](const std::string &v, Config &c) -> std::string {
              return log::parse_level(v, c.log_level) ? "" : "log_level must be debug, info, warn or error";
@@ -151,7 +163,11 @@ const std::map<std::string, Setter> &setters() {
              c.metrics_listen = v;
              return "";
          }},
-        {"pid_file", [](const std::string &v, Config &c) -> std::string { c.pid_file = v; return ""; }},
+        {"pid_file",
+         [](const std::string &v, Config &c) -> std::string {
+             c.pid_file = v;
+             return "";
+         }},
         {"max_frame_bytes",
          [](const std::string &v, Config &c) -> std::string {
              // The module reads frames of at most 1m: a larger limit here would
@@ -162,8 +178,7 @@ const std::map<std::string, Setter> &setters() {
          }},
         {"max_connections",
          [](const std::string &v, Config &c) -> std::string {
-             return parse_u32(v, 1, 1000000, c.max_connections) ? ""
-                                                                 : "max_connections must be 1..1000000";
+             return parse_u32(v, 1, 1000000, c.max_connections) ? "" : "max_connections must be 1..1000000";
          }},
         {"drain_timeout_ms",
          [](const std::string &v, Config &c) -> std::string {
@@ -187,8 +202,7 @@ const std::map<std::string, Setter> &setters() {
          }},
         {"spool_fsync_interval_ms",
          [](const std::string &v, Config &c) -> std::string {
-             return parse_u32(v, 1, 60000, c.spool_fsync_interval_ms) ? ""
-                                                                       : "spool_fsync_interval_ms must be 1..60000";
+             return parse_u32(v, 1, 60000, c.spool_fsync_interval_ms) ? "" : "spool_fsync_interval_ms must be 1..60000";
          }},
         {"mongo_flush_ms",
          [](const std::string &v, Config &c) -> std::string {
@@ -241,7 +255,8 @@ std::vector<ConfigError> parse_config(const std::string &text, Config &config) {
         // noticed only when every AUTH fails. Refuse the line instead.
         if (key == "redis_password" && hash != std::string::npos) {
             errors.push_back({line_no, "redis_password cannot contain '#' nor be followed by a comment; "
-                                       "give such a password in " + std::string(kRedisPasswordEnv)});
+                                       "give such a password in " +
+                                           std::string(kRedisPasswordEnv)});
             continue;
         }
         if (value.empty()) {
@@ -308,8 +323,8 @@ std::vector<ConfigError> validate_config(const Config &config) {
         errors.push_back({0, "no socket path"});
     }
     if (!config.redis_user.empty() && config.redis_password.empty()) {
-        errors.push_back({0, "redis_user is set but no password is: set redis_password or " +
-                                 std::string(kRedisPasswordEnv)});
+        errors.push_back(
+            {0, "redis_user is set but no password is: set redis_password or " + std::string(kRedisPasswordEnv)});
     }
     return errors;
 }

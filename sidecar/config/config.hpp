@@ -13,27 +13,27 @@ namespace levee {
 struct Config {
     std::string socket_path = "/run/levee/leveed.sock";
     unsigned socket_mode = 0660;
-    std::string socket_group;          // empty: keep the process's group
-    std::string redis_seeds;           // "host:port,..." of a Redis Cluster; empty: standalone
+    std::string socket_group; // empty: keep the process's group
+    std::string redis_seeds;  // "host:port,..." of a Redis Cluster; empty: standalone
     // AUTH on every connection to every node: `AUTH password`, or `AUTH user
     // password` for a Redis 6+ ACL user. Empty password: no AUTH. Never logged.
     std::string redis_user;
     std::string redis_password;
-    std::string mongo_uri;             // empty: no database
+    std::string mongo_uri; // empty: no database
     std::string mongo_database = "levee";
-    std::string log_file;              // empty: stderr
+    std::string log_file; // empty: stderr
     log::Level log_level = log::Level::kInfo;
-    std::string metrics_listen;        // "127.0.0.1:9465"; empty: off
+    std::string metrics_listen; // "127.0.0.1:9465"; empty: off
     std::string pid_file;
     std::uint32_t max_frame_bytes = 1u << 20;
     std::uint32_t max_connections = 1024;
     std::uint32_t drain_timeout_ms = 10000;
     // The write-ahead spool that feeds the MongoDB write-behind.
     std::string spool_dir = "/var/lib/levee/spool";
-    std::string spool_fsync = "interval";     // always | interval | never
+    std::string spool_fsync = "interval"; // always | interval | never
     std::uint32_t spool_fsync_interval_ms = 100;
-    std::uint32_t mongo_flush_ms = 1000;      // write-behind interval
-    std::uint32_t mongo_ttl_s = 30 * 86400;   // presence documents expire after this
+    std::uint32_t mongo_flush_ms = 1000;    // write-behind interval
+    std::uint32_t mongo_ttl_s = 30 * 86400; // presence documents expire after this
     // Redis replicates asynchronously: WAIT for this many replicas after each
     // pipelined batch before acknowledging, so a killed master loses nothing
     // we acknowledged.

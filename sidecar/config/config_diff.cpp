@@ -18,9 +18,15 @@ struct Setting {
     std::function<void(const Config &from, Config &to)> apply_live;
 };
 
-template <typename T> std::string str(const T &v) { return std::to_string(v); }
-std::string str(const std::string &v) { return v; }
-std::string str(log::Level level) { return log::level_name(level); }
+template <typename T> std::string str(const T &v) {
+    return std::to_string(v);
+}
+std::string str(const std::string &v) {
+    return v;
+}
+std::string str(log::Level level) {
+    return log::level_name(level);
+}
 
 std::string octal(unsigned mode) {
     char buf[16];

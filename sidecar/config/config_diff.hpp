@@ -12,8 +12,8 @@ namespace levee {
 
 struct ShownSetting {
     std::string key;
-    std::string value;   // "-" when unset; secrets masked
-    bool is_default;     // equal to the built-in default
+    std::string value; // "-" when unset; secrets masked
+    bool is_default;   // equal to the built-in default
 };
 
 std::vector<ShownSetting> effective_settings(const Config &config);
@@ -21,8 +21,8 @@ std::vector<ShownSetting> effective_settings(const Config &config);
 std::string format_effective_settings(const Config &config);
 
 struct ConfigChanges {
-    std::vector<std::string> live;     // applied without dropping connections
-    std::vector<std::string> restart;  // kept at the running value until a restart
+    std::vector<std::string> live;    // applied without dropping connections
+    std::vector<std::string> restart; // kept at the running value until a restart
 };
 
 ConfigChanges diff_config(const Config &running, const Config &next);

@@ -45,7 +45,9 @@ ConfigSource ConfigSource::from_command_line(const std::string &config_flag) {
     return source;
 }
 
-std::string ConfigSource::label() const { return path.empty() ? "leveed" : path; }
+std::string ConfigSource::label() const {
+    return path.empty() ? "leveed" : path;
+}
 
 std::vector<ConfigError> load_config(const ConfigSource &source, Config &config, bool *used_file) {
     config = Config{};

@@ -16,8 +16,8 @@ constexpr const char *kDefaultConfigPath = "/etc/levee/leveed.conf";
 constexpr const char *kConfigPathEnv = "LEVEE_CONFIG";
 
 struct ConfigSource {
-    std::string path;       // empty: built-in defaults only
-    bool optional = false;  // the default file: absent means "run on the defaults"
+    std::string path;                                           // empty: built-in defaults only
+    bool optional = false;                                      // the default file: absent means "run on the defaults"
     std::vector<std::pair<std::string, std::string>> overrides; // (key, value) from flags
 
     // `--config FILE` when given, else LEVEE_CONFIG or /etc/levee/leveed.conf if present.

@@ -52,10 +52,22 @@ void append_value(std::string &line, std::string_view v) {
 } // namespace
 
 bool parse_level(std::string_view name, Level &out) {
-    if (name == "debug") { out = Level::kDebug; return true; }
-    if (name == "info") { out = Level::kInfo; return true; }
-    if (name == "warn") { out = Level::kWarn; return true; }
-    if (name == "error") { out = Level::kError; return true; }
+    if (name == "debug") {
+        out = Level::kDebug;
+        return true;
+    }
+    if (name == "info") {
+        out = Level::kInfo;
+        return true;
+    }
+    if (name == "warn") {
+        out = Level::kWarn;
+        return true;
+    }
+    if (name == "error") {
+        out = Level::kError;
+        return true;
+    }
     return false;
 }
 
@@ -69,9 +81,13 @@ const char *level_name(Level level) {
     return "info";
 }
 
-void set_level(Level level) { g_level.store(static_cast<int>(level)); }
+void set_level(Level level) {
+    g_level.store(static_cast<int>(level));
+}
 
-bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+    return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 bool open_file(const std::string &path, std::string &error) {
     std::lock_guard<std::mutex> lock(g_file_mutex);
@@ -106,8 +122,8 @@ std::string format_line(Level level, std::string_view event, std::initializer_li
     struct tm tm;
     gmtime_r(&tv.tv_sec, &tm);
     char ts[64];
-    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
+    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
     std::string line;
     line.reserve(128);
     line.append(ts);

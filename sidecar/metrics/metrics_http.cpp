@@ -46,8 +46,7 @@ void MetricsHttp::handle(evhttp_request *req, void *arg) {
         const std::string problem = self->health_ ? self->health_() : "";
         evhttp_add_header(headers, "Content-Type", "text/plain");
         evbuffer_add_printf(body.get(), "%s\n", problem.empty() ? "ok" : problem.c_str());
-        evhttp_send_reply(req, problem.empty() ? HTTP_OK : 503, problem.empty() ? "OK" : "Unavailable",
-                          body.get());
+        evhttp_send_reply(req, problem.empty() ? HTTP_OK : 503, problem.empty() ? "OK" : "Unavailable", body.get());
         return;
     }
     evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body.get());

@@ -75,7 +75,8 @@ bool DocumentStore::start(std::string &error) {
             bson_iter_t it;
             is_mongos_ = bson_iter_init_find(&it, &reply, "msg") && BSON_ITER_HOLDS_UTF8(&it) &&
                          std::string(bson_iter_utf8(&it, nullptr)) == "isdbgrid";
-            log::info("mongo_connected", {{"uri", redact_mongo_uri(uri_)}, {"database", database_}, {"mongos", is_mongos_ ? 1 : 0}});
+            log::info("mongo_connected",
+                      {{"uri", redact_mongo_uri(uri_)}, {"database", database_}, {"mongos", is_mongos_ ? 1 : 0}});
         } else {
             // Not fatal: the database may come later; operations report errors meanwhile.
             log::warn("mongo_unreachable", {{"uri", redact_mongo_uri(uri_)}, {"error", err.message}});
@@ -182,8 +183,8 @@ void DocumentStore::last_seen(std::string collection, std::vector<std::string> i
         }
         bson_append_array_end(&id_clause, &in);
         bson_append_document_end(filter.get(), &id_clause);
-        BsonPtr opts(BCON_NEW("projection", "{", "last_seen", BCON_INT32(1), "}", "maxTimeMS",
-                              BCON_INT64(max_time_ms)));
+        BsonPtr opts(
+            BCON_NEW("projection", "{", "last_seen", BCON_INT32(1), "}", "maxTimeMS", BCON_INT64(max_time_ms)));
         std::unique_ptr<mongoc_cursor_t, void (*)(mongoc_cursor_t *)> cursor(
             mongoc_collection_find_with_opts(coll.get(), filter.get(), opts.get(), nullptr), mongoc_cursor_destroy);
         LastSeen seen;

@@ -1,5 +1,7 @@
 // Access to the MongoDB database (a mongos in production) through libmongoc,
-// on a thread of its own so that leveed's event loop never waits on it.
+// on a thread of its own so that leveed's event loop never waits on it. Not
+// the PresenceWriter's thread: lookups with a deadline must not queue behind
+// its bulk writes (docs/architecture.md).
 #pragma once
 
 #include <condition_variable>

@@ -77,8 +77,7 @@ bool PresenceWriter::prepare_collection() {
         // Presence is written by user: a hashed _id spreads users over every shard.
         const std::string ns = options_.database + "." + options_.collection;
         BsonPtr enable(BCON_NEW("enableSharding", BCON_UTF8(options_.database.c_str())));
-        BsonPtr shard(BCON_NEW("shardCollection", BCON_UTF8(ns.c_str()), "key", "{", "_id", BCON_UTF8("hashed"),
-                               "}"));
+        BsonPtr shard(BCON_NEW("shardCollection", BCON_UTF8(ns.c_str()), "key", "{", "_id", BCON_UTF8("hashed"), "}"));
         for (const BsonPtr *cmd : {&enable, &shard}) {
             bson_t r;
             if (!mongoc_client_command_simple(client.get(), "admin", cmd->get(), nullptr, &r, &err)) {
@@ -89,19 +88,21 @@ bool PresenceWriter::prepare_collection() {
         log::info("mongo_sharded", {{"ns", ns}, {"key", "_id hashed"}});
     }
 
-    BsonPtr create(BCON_NEW("createIndexes", BCON_UTF8(options_.collection.c_str()), "indexes", "[", "{", "key",
-                            "{", "last_seen", BCON_INT32(1), "}", "name", BCON_UTF8("last_seen_ttl"),
-                            "expireAfterSeconds", BCON_INT32(static_cast<int32_t>(options_.ttl_s)), "}", "]"));
+    BsonPtr create(BCON_NEW("createIndexes", BCON_UTF8(options_.collection.c_str()), "indexes", "[", "{", "key", "{",
+                            "last_seen", BCON_INT32(1), "}", "name", BCON_UTF8("last_seen_ttl"), "expireAfterSeconds",
+                            BCON_INT32(static_cast<int32_t>(options_.ttl_s)), "}", "]"));
     bson_t r;
-    const bool ok = mongoc_client_command_simple(client.get(), options_.database.c_str(), create.get(), nullptr, &r,
-                                                 &err);
+    const bool ok =
+        mongoc_client_command_simple(client.get(), options_.database.c_str(), create.get(), nullptr, &r, &err);
     bson_destroy(&r);
     if (!ok) {
         log::warn("mongo_index_failed", {{"collection", options_.collection}, {"error", err.message}});
         return false;
     }
-    log::info("mongo_ready", {{"database", options_.database}, {"collection", options_.collection},
-                              {"mongos", mongos ? 1 : 0}, {"ttl_s", options_.ttl_s}});
+    log::info("mongo_ready", {{"database", options_.database},
+                              {"collection", options_.collection},
+                              {"mongos", mongos ? 1 : 0},
+                              {"ttl_s", options_.ttl_s}});
     return true;
 }
 
@@ -136,18 +137,15 @@ bool PresenceWriter::write_once(bool &wrote_any) {
         mongoc_collection_destroy);
     BsonPtr bulk_opts(BCON_NEW("ordered", BCON_BOOL(false)));
     std::unique_ptr<mongoc_bulk_operation_t, void (*)(mongoc_bulk_operation_t *)> bulk(
-        mongoc_collection_create_bulk_operation_with_opts(coll.get(), bulk_opts.get()),
-        mongoc_bulk_operation_destroy);
+        mongoc_collection_create_bulk_operation_with_opts(coll.get(), bulk_opts.get()), mongoc_bulk_operation_destroy);
     BsonPtr upsert(BCON_NEW("upsert", BCON_BOOL(true)));
     for (const auto &[user, n] : newest) {
         BsonPtr selector(BCON_NEW("_id", BCON_UTF8(user.c_str())));
-        BsonPtr update(n.room->empty()
-                           ? BCON_NEW("$max", "{", "last_seen", BCON_DATE_TIME(n.last_seen_ms), "}")
-                           : BCON_NEW("$max", "{", "last_seen", BCON_DATE_TIME(n.last_seen_ms), "}", "$set", "{",
-                                      "room", BCON_UTF8(n.room->c_str()), "}"));
+        BsonPtr update(n.room->empty() ? BCON_NEW("$max", "{", "last_seen", BCON_DATE_TIME(n.last_seen_ms), "}")
+                                       : BCON_NEW("$max", "{", "last_seen", BCON_DATE_TIME(n.last_seen_ms), "}", "$set",
+                                                  "{", "room", BCON_UTF8(n.room->c_str()), "}"));
         bson_error_t err;
-        if (!mongoc_bulk_operation_update_one_with_opts(bulk.get(), selector.get(), update.get(), upsert.get(),
-                                                        &err)) {
+        if (!mongoc_bulk_operation_update_one_with_opts(bulk.get(), selector.get(), update.get(), upsert.get(), &err)) {
             log::error("mongo_bulk_build_failed", {{"user", user}, {"error", err.message}});
             return false;
         }
@@ -159,8 +157,8 @@ bool PresenceWriter::write_once(bool &wrote_any) {
     if (!ok) {
         metrics_.inc("leveed_mongo_batches_total", {{"result", "error"}});
         metrics_.inc("leveed_mongo_errors_total", {{"op", "bulk_upsert"}});
-        log::warn("mongo_write_failed", {{"records", records.size()}, {"error", err.message},
-                                         {"spooled", spool_.pending_records()}});
+        log::warn("mongo_write_failed",
+                  {{"records", records.size()}, {"error", err.message}, {"spooled", spool_.pending_records()}});
         return false;
     }
     if (!spool_.commit(next, records.size(), error)) {

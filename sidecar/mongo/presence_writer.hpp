@@ -24,9 +24,9 @@ constexpr const char *kPresenceCollection = "presence";
 struct PresenceWriterOptions {
     std::string database = "levee";
     std::string collection = kPresenceCollection;
-    std::uint32_t flush_ms = 1000;      // write-behind interval
-    std::size_t max_batch = 100000;     // records read from the spool (and coalesced) per bulk write
-    std::uint32_t ttl_s = 30 * 86400;   // documents expire this long after last_seen
+    std::uint32_t flush_ms = 1000;    // write-behind interval
+    std::size_t max_batch = 100000;   // records read from the spool (and coalesced) per bulk write
+    std::uint32_t ttl_s = 30 * 86400; // documents expire this long after last_seen
 };
 
 class PresenceWriter {
@@ -44,7 +44,7 @@ class PresenceWriter {
 
   private:
     void run();
-    bool prepare_collection();   // indexes, and sharding behind a mongos
+    bool prepare_collection(); // indexes, and sharding behind a mongos
     bool write_once(bool &wrote_any);
 
     mongoc_client_pool_t *pool_;

@@ -73,7 +73,9 @@ void FrameConnection::write_cb(bufferevent *, void *arg) {
     }
 }
 
-void FrameConnection::read_cb(bufferevent *, void *arg) { static_cast<FrameConnection *>(arg)->on_readable(); }
+void FrameConnection::read_cb(bufferevent *, void *arg) {
+    static_cast<FrameConnection *>(arg)->on_readable();
+}
 
 void FrameConnection::event_cb(bufferevent *, short what, void *arg) {
     auto *self = static_cast<FrameConnection *>(arg);

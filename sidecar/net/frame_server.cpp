@@ -19,7 +19,9 @@ FrameServer::FrameServer(event_base *base, FrameServerOptions options, FrameHand
                       "Closed connections by reason (eof, error, malformed, truncated, oversize, unknown_type, ...).");
 }
 
-FrameServer::~FrameServer() { shutdown(); }
+FrameServer::~FrameServer() {
+    shutdown();
+}
 
 bool FrameServer::listen(std::string &error) {
     listener_ = UnixListener::open(
@@ -68,7 +70,9 @@ FrameConnection *FrameServer::find(std::uint64_t id) const {
     return it == connections_.end() ? nullptr : it->second.get();
 }
 
-void FrameServer::on_frame(FrameConnection &conn, FramePtr frame) { handler_.handle(conn, std::move(frame)); }
+void FrameServer::on_frame(FrameConnection &conn, FramePtr frame) {
+    handler_.handle(conn, std::move(frame));
+}
 
 void FrameServer::on_closed(FrameConnection &conn, const char *reason) {
     const auto it = connections_.find(conn.id());
@@ -85,6 +89,8 @@ void FrameServer::on_closed(FrameConnection &conn, const char *reason) {
     event_active(reaper_.get(), 0, 0);
 }
 
-void FrameServer::reap_cb(int, short, void *arg) { static_cast<FrameServer *>(arg)->closed_.clear(); }
+void FrameServer::reap_cb(int, short, void *arg) {
+    static_cast<FrameServer *>(arg)->closed_.clear();
+}
 
 } // namespace levee

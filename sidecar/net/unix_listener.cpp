@@ -50,8 +50,7 @@ bool ensure_parent_dir(const std::string &path, std::string &error) {
 } // namespace
 
 std::unique_ptr<UnixListener> UnixListener::open(event_base *base, const std::string &path, unsigned mode,
-                                                 const std::string &group, AcceptFn on_accept,
-                                                 std::string &error) {
+                                                 const std::string &group, AcceptFn on_accept, std::string &error) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof(addr.sun_path)) {
@@ -108,8 +107,8 @@ std::unique_ptr<UnixListener> UnixListener::open(event_base *base, const std::st
     }
 
     std::unique_ptr<UnixListener> self(new UnixListener(path, std::move(on_accept)));
-    evconnlistener *l = evconnlistener_new(base, accept_cb, self.get(),
-                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
+    evconnlistener *l =
+        evconnlistener_new(base, accept_cb, self.get(), LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
     if (l == nullptr) {
         error = "evconnlistener_new failed for " + path;
         ::close(fd);

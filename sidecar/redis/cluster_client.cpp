@@ -52,7 +52,6 @@ bool parse_redirect(const std::string &msg, const HostPort &from, uint16_t &slot
 
 } // namespace
 
-
 ClusterClient::ClusterClient(event_base *base, std::vector<HostPort> seeds, ClusterOptions opts)
     : base_(base), seeds_(std::move(seeds)), opts_(opts), rng_(std::random_device{}()) {
     retry_ev_.reset(evtimer_new(
@@ -292,8 +291,8 @@ void ClusterClient::park(Command &c, std::string why, bool timeout) {
     ++stats_.retries;
     const int64_t now = now_ms();
     const int64_t delay = levee::link::backoff_delay(static_cast<uint32_t>(c.attempts - 1),
-                                              static_cast<uint32_t>(opts_.retry_backoff_min_ms),
-                                              static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_());
+                                                     static_cast<uint32_t>(opts_.retry_backoff_min_ms),
+                                                     static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_());
     // Wake at the deadline at the latest, to fail it then.
     const int64_t due = std::min<int64_t>(now + delay, c.started_ms + opts_.max_retry_ms);
     parked_.emplace(due, c.id);
@@ -398,13 +397,13 @@ void ClusterClient::request_refresh() {
         return;
     }
     // Back off while refreshes keep failing (whole cluster unreachable).
-    const int interval = std::max(opts_.refresh_min_interval_ms,
-                                  refresh_failures_ == 0
-                                      ? 0
-                                      : static_cast<int>(levee::link::backoff_delay(
-                                            static_cast<uint32_t>(refresh_failures_ - 1),
-                                            static_cast<uint32_t>(opts_.retry_backoff_min_ms),
-                                            static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_())));
+    const int interval = std::max(
+        opts_.refresh_min_interval_ms,
+        refresh_failures_ == 0
+            ? 0
+            : static_cast<int>(levee::link::backoff_delay(static_cast<uint32_t>(refresh_failures_ - 1),
+                                                          static_cast<uint32_t>(opts_.retry_backoff_min_ms),
+                                                          static_cast<uint32_t>(opts_.retry_backoff_max_ms), rng_())));
     const int64_t wait = std::max<int64_t>(0, last_refresh_ms_ + interval - now_ms());
     refresh_scheduled_ = true;
     const timeval tv = to_timeval(wait);

@@ -74,7 +74,7 @@ struct ClusterStats {
 };
 
 class ClusterClient : private NodeConnection::Handler {
-public:
+  public:
     // Reply::Type::Error carries failures, including the client's own:
     // "LEVEE_TIMEOUT ..." (gave up; the last attempt timed out),
     // "LEVEE_UNAVAILABLE ..." (gave up; no node could take it, or too many
@@ -128,7 +128,7 @@ public:
     // none is). Commands issued meanwhile are waited for too.
     void drain(std::function<void()> done);
 
-private:
+  private:
     struct Command {
         uint64_t id = 0;
         uint16_t slot = 0;

@@ -20,16 +20,21 @@ int64_t now_ms() {
         .count();
 }
 
-void NodeConnection::AsyncFree::operator()(redisAsyncContext *ac) const { redisAsyncFree(ac); }
-
+void NodeConnection::AsyncFree::operator()(redisAsyncContext *ac) const {
+    redisAsyncFree(ac);
+}
 
 namespace {
 
 // hiredis carries our per-command privdata as a void*; the generation of
 // the context a command went out on fits in it and lets on_reply check that
 // the FIFO head is really the command being answered.
-void *to_privdata(uint64_t generation) { return reinterpret_cast<void *>(static_cast<uintptr_t>(generation)); }
-uint64_t from_privdata(void *p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }
+void *to_privdata(uint64_t generation) {
+    return reinterpret_cast<void *>(static_cast<uintptr_t>(generation));
+}
+uint64_t from_privdata(void *p) {
+    return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p));
+}
 
 struct CallbackScope {
     explicit CallbackScope(int &depth) : depth_(depth) { ++depth_; }
@@ -316,8 +321,7 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
     switch (sent.kind) {
     case Kind::Asking:
     case Kind::Load:
-    case Kind::Auth:
-        break;
+    case Kind::Auth: break;
     case Kind::Refresh: {
         const Reply copy = Reply::from_hiredis(*r);
         self->handler_.on_node_reply(*self, sent.kind, sent.id, &copy, -1);

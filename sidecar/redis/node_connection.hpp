@@ -35,7 +35,7 @@ struct redisAsyncContext;
 namespace levee::redis {
 
 class NodeConnection {
-public:
+  public:
     enum class Kind : uint8_t {
         Command, // a caller's command; replies are held for WAIT when enabled
         Asking,  // ASKING before an ASK-redirected command; reply ignored
@@ -46,7 +46,7 @@ public:
     };
 
     class Handler {
-    public:
+      public:
         // `reply` null: the fate of the command is unknown: the connection
         // was lost or timed out before it was answered (or, with WAIT on,
         // before WAIT answered). `replicas_acked` is WAIT's count for a held
@@ -60,7 +60,7 @@ public:
         // before this. The next send() reconnects.
         virtual void on_node_down(NodeConnection &node, const std::string &why) = 0;
 
-    protected:
+      protected:
         ~Handler() = default;
     };
 
@@ -129,7 +129,7 @@ public:
     // AUTHs refused since one was last accepted.
     int auth_refusals() const { return auth_refusals_; }
 
-private:
+  private:
     struct AsyncFree {
         void operator()(redisAsyncContext *ac) const;
     };

@@ -30,9 +30,7 @@ Reply Reply::from_hiredis(const redisReply &r) {
             out.elements.push_back(from_hiredis(*r.element[i]));
         }
         break;
-    default:
-        out.type = Type::Nil;
-        break;
+    default: out.type = Type::Nil; break;
     }
     return out;
 }

@@ -9,16 +9,15 @@
 #include <vector>
 
 #include "cluster_client.hpp"
+#include "lua_scripts.hpp"
 
 namespace levee::redis {
 
 class Script {
   public:
-    // `name` is a file of lua/ without ".lua"; `sha1` is computed here, so no
-    // round trip is needed before the first EVALSHA.
-    Script(ClusterClient &client, std::string_view name);
-
-    bool valid() const { return !source_.empty(); }
+    // `script` is one of lua/, by its generated accessor (lua::limit_lease());
+    // the SHA-1 is computed here, so no round trip precedes the first EVALSHA.
+    Script(ClusterClient &client, const lua::Script &script);
     const std::string &sha1() const { return sha1_; }
 
     // EVALSHA with KEYS = keys (which must share a slot; routed by keys[0])

@@ -23,7 +23,9 @@ bool parse_endpoint(const Reply &r, const HostPort &queried, HostPort &out, std:
 
 } // namespace
 
-SlotMap::SlotMap() { slots_.fill(kNoNode); }
+SlotMap::SlotMap() {
+    slots_.fill(kNoNode);
+}
 
 bool SlotMap::from_cluster_slots(const Reply &reply, const HostPort &queried, SlotMap &out, std::string &error) {
     if (reply.type != Reply::Type::Array) {

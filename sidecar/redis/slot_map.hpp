@@ -16,7 +16,7 @@
 namespace levee::redis {
 
 class SlotMap {
-public:
+  public:
     static constexpr uint16_t kNoNode = 0xffff;
 
     SlotMap(); // every slot unassigned
@@ -47,7 +47,7 @@ public:
     // indices may differ).
     bool routes_equal(const SlotMap &other) const;
 
-private:
+  private:
     uint16_t index_of(const HostPort &node);
 
     std::array<uint16_t, kSlotCount> slots_;

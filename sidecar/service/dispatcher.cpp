@@ -70,25 +70,21 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
         return;
     }
     switch (frame->body_case) {
-    case LEVEE__FRAME__BODY_PROBE:
-        probe_.run(frame->request_id, *frame->probe, replier(conn));
-        return;
+    case LEVEE__FRAME__BODY_PROBE: probe_.run(frame->request_id, *frame->probe, replier(conn)); return;
     case LEVEE__FRAME__BODY_PRESENCE_BATCH:
         presence_.handle(frame->request_id, *frame->presence_batch, replier(conn));
         return;
     case LEVEE__FRAME__BODY_PRESENCE_QUERY:
         presence_.query(frame->request_id, *frame->presence_query, replier(conn));
         return;
-    case LEVEE__FRAME__BODY_LIMIT_LEASE:
-        limit_.handle(frame->request_id, *frame->limit_lease, replier(conn));
-        return;
+    case LEVEE__FRAME__BODY_LIMIT_LEASE: limit_.handle(frame->request_id, *frame->limit_lease, replier(conn)); return;
     case LEVEE__FRAME__BODY_REGISTRY_BATCH:
         registry_.handle(frame->request_id, *frame->registry_batch, replier(conn));
         return;
     default:
         // Replies are never sent to leveed.
-        log::warn("protocol_error", {{"conn", conn.id()}, {"reason", "unexpected message"},
-                                     {"type", frame_type_name(frame->body_case)}});
+        log::warn("protocol_error",
+                  {{"conn", conn.id()}, {"reason", "unexpected message"}, {"type", frame_type_name(frame->body_case)}});
         conn.close_when_flushed("unexpected_type");
         return;
     }
@@ -114,8 +110,11 @@ void Dispatcher::on_hello(FrameConnection &conn, const Levee__Frame &frame) {
         reply.accepted = false;
         reply.reason = const_cast<char *>(reason.c_str());
         metrics_.inc("leveed_hello_total", {{"result", "refused"}});
-        log::warn("hello_refused", {{"conn", conn.id()}, {"client", hello.client}, {"pid", hello.pid},
-                                    {"protocol_version", hello.protocol_version}, {"reason", reason}});
+        log::warn("hello_refused", {{"conn", conn.id()},
+                                    {"client", hello.client},
+                                    {"pid", hello.pid},
+                                    {"protocol_version", hello.protocol_version},
+                                    {"reason", reason}});
         send(conn, out);
         conn.close_when_flushed("protocol_version");
         return;
@@ -125,8 +124,11 @@ void Dispatcher::on_hello(FrameConnection &conn, const Levee__Frame &frame) {
     reply.accepted = true;
     reply.reason = const_cast<char *>("");
     metrics_.inc("leveed_hello_total", {{"result", "accepted"}});
-    log::info("hello_accepted", {{"conn", conn.id()}, {"client", hello.client}, {"pid", hello.pid},
-                                 {"worker", hello.worker}, {"protocol_version", hello.protocol_version}});
+    log::info("hello_accepted", {{"conn", conn.id()},
+                                 {"client", hello.client},
+                                 {"pid", hello.pid},
+                                 {"worker", hello.worker},
+                                 {"protocol_version", hello.protocol_version}});
     send(conn, out);
 }
 

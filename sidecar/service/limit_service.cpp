@@ -82,7 +82,7 @@ std::int64_t now_us() {
 LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_base *base, int deadline_ms)
     : redis_(redis), metrics_(metrics), base_(base), deadline_ms_(deadline_ms) {
     if (redis_ != nullptr) {
-        script_ = std::make_unique<redis::Script>(*redis_, "limit_lease");
+        script_ = std::make_unique<redis::Script>(*redis_, lua::limit_lease());
     }
     metrics_.describe("leveed_limit_leases_total", "counter",
                       "Keys asked for quota, by result (ok, failed, timeout: no answer by the deadline, "
@@ -92,8 +92,9 @@ LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_
 
 LimitService::~LimitService() = default;
 
-std::string LimitService::bucket_key(const std::string &zone, const std::string &key) {
-    return "levee:limit:{" + zone + ":" + key + "}";
+std::string LimitService::bucket_key(const std::string &zone, const std::string &key, std::uint64_t period_us,
+                                     std::uint32_t capacity) {
+    return "levee:limit:{" + zone + ":" + key + "}:" + std::to_string(period_us) + ":" + std::to_string(capacity);
 }
 
 std::uint32_t LimitService::grant_locally(const std::string &bucket, const Levee__LimitLeaseEntry &e) {
@@ -131,7 +132,8 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
         std::uint64_t total = 0;
         for (std::size_t i = 0; i < request.n_entries; i++) {
             Grant &g = st->grants[i];
-            g.granted = grant_locally(bucket_key(g.zone, g.key), *request.entries[i]);
+            const Levee__LimitLeaseEntry &e = *request.entries[i];
+            g.granted = grant_locally(bucket_key(g.zone, g.key, e.period_us, e.capacity), e);
             total += g.granted;
         }
         metrics_.inc("leveed_limit_leases_total", {{"result", "ok"}}, static_cast<double>(request.n_entries));
@@ -169,7 +171,7 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
     for (std::size_t i = 0; i < request.n_entries; i++) {
         const Levee__LimitLeaseEntry &e = *request.entries[i];
         Grant &g = st->grants[i];
-        g.bucket = bucket_key(g.zone, g.key);
+        g.bucket = bucket_key(g.zone, g.key, e.period_us, e.capacity);
 
         auto late = late_.find(g.bucket);
         if (late != late_.end()) {

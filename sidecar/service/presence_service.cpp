@@ -20,13 +20,11 @@ namespace levee {
 namespace {
 
 std::int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
-void send_ack(const Reply &reply, std::uint64_t request_id, bool ok, std::uint32_t records,
-              const std::string &error) {
+void send_ack(const Reply &reply, std::uint64_t request_id, bool ok, std::uint32_t records, const std::string &error) {
     Levee__Frame frame = LEVEE__FRAME__INIT;
     Levee__PresenceAck ack = LEVEE__PRESENCE_ACK__INIT;
     frame.request_id = request_id;
@@ -57,16 +55,17 @@ std::string presence_key(std::uint16_t bucket, std::int64_t ttl_ms) {
     return "levee:p:{b" + std::to_string(bucket) + "}:" + std::to_string(ttl_ms);
 }
 
-
-std::string room_key(const std::string &room) { return "levee:r:{" + room + "}"; }
+std::string room_key(const std::string &room) {
+    return "levee:r:{" + room + "}";
+}
 
 PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
                                  Metrics &metrics, std::uint16_t buckets)
     : redis_(redis), spool_(spool), mongo_(mongo), base_(base),
       buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets), metrics_(metrics) {
     if (redis_ != nullptr) {
-        room_beat_ = std::make_unique<redis::Script>(*redis_, "presence_room");
-        room_query_ = std::make_unique<redis::Script>(*redis_, "presence_room_query");
+        room_beat_ = std::make_unique<redis::Script>(*redis_, lua::presence_room());
+        room_query_ = std::make_unique<redis::Script>(*redis_, lua::presence_room_query());
     }
     metrics_.describe("leveed_presence_records_total", "counter", "Presence records received, by result.");
     metrics_.describe("leveed_presence_batches_total", "counter", "Presence batches acknowledged, by result.");
@@ -155,8 +154,8 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     const std::int64_t now = wall_ms();
     std::vector<std::vector<std::string>> upkeep = maintenance(buckets, ttl_ms, now);
 
-    auto st = std::make_shared<BatchState>(BatchState{
-        request_id, n, 2 * buckets.size() + upkeep.size() + rooms.size() + 1, "", std::move(reply)});
+    auto st = std::make_shared<BatchState>(
+        BatchState{request_id, n, 2 * buckets.size() + upkeep.size() + rooms.size() + 1, "", std::move(reply)});
     auto finish_one = [this, st] {
         if (--st->pending > 0) {
             return;
@@ -213,8 +212,8 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
 }
 
 std::vector<std::vector<std::string>>
-PresenceService::maintenance(const std::map<std::uint16_t, std::vector<std::string>> &buckets,
-                             std::int64_t ttl_ms, std::int64_t now) {
+PresenceService::maintenance(const std::map<std::uint16_t, std::vector<std::string>> &buckets, std::int64_t ttl_ms,
+                             std::int64_t now) {
     // A presence key outlives its latest member by a margin and is refreshed
     // every kUpkeepMs, so an abandoned bucket vanishes; a PEXPIRE per batch
     // and bucket cost more Redis CPU than the ZADD itself. The ttl is written
@@ -442,7 +441,8 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
                                 continue; // not in this key
                             }
                             // a score is printed as a double
-                            const auto expires = static_cast<std::int64_t>(std::strtod(scores.elements[k].str.c_str(), nullptr));
+                            const auto expires =
+                                static_cast<std::int64_t>(std::strtod(scores.elements[k].str.c_str(), nullptr));
                             const std::size_t i = indexes[k];
                             // an expired member not yet removed still says when the user was seen
                             a->online[i] = a->online[i] || expires > now;
@@ -490,27 +490,26 @@ void PresenceService::lookup_offline(const std::shared_ptr<QueryAnswer> &a, std:
     auto lookup = std::make_shared<OfflineLookup>();
     lookup->then = std::move(then);
     lookup->deadline = start_timer(
-        base_, kOfflineLookupMs,
-        [](evutil_socket_t, short, void *arg) { static_cast<OfflineLookup *>(arg)->finish(); }, lookup.get());
-    mongo_->last_seen(
-        kPresenceCollection, ids, kOfflineLookupMs,
-        [this, a, at, ids, lookup](bool ok, DocumentStore::LastSeen seen, const std::string &error) {
-            if (lookup->finished) {
-                metrics_.inc("leveed_presence_offline_lookups_total", {{"result", "timeout"}});
-                return;
-            }
-            metrics_.inc("leveed_presence_offline_lookups_total", {{"result", ok ? "ok" : "error"}});
-            if (!ok) {
-                log::warn("presence_offline_lookup_failed", {{"error", error}});
-            }
-            for (std::size_t k = 0; k < ids.size(); k++) {
-                const auto it = seen.find(ids[k]);
-                if (it != seen.end()) {
-                    a->last_seen[at[k]] = it->second;
-                }
-            }
-            lookup->finish();
-        });
+        base_, kOfflineLookupMs, [](evutil_socket_t, short, void *arg) { static_cast<OfflineLookup *>(arg)->finish(); },
+        lookup.get());
+    mongo_->last_seen(kPresenceCollection, ids, kOfflineLookupMs,
+                      [this, a, at, ids, lookup](bool ok, DocumentStore::LastSeen seen, const std::string &error) {
+                          if (lookup->finished) {
+                              metrics_.inc("leveed_presence_offline_lookups_total", {{"result", "timeout"}});
+                              return;
+                          }
+                          metrics_.inc("leveed_presence_offline_lookups_total", {{"result", ok ? "ok" : "error"}});
+                          if (!ok) {
+                              log::warn("presence_offline_lookup_failed", {{"error", error}});
+                          }
+                          for (std::size_t k = 0; k < ids.size(); k++) {
+                              const auto it = seen.find(ids[k]);
+                              if (it != seen.end()) {
+                                  a->last_seen[at[k]] = it->second;
+                              }
+                          }
+                          lookup->finish();
+                      });
 }
 
 } // namespace levee

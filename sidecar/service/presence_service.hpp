@@ -69,8 +69,8 @@ class PresenceService {
   public:
     // Any may be null: no Redis is standalone mode, no spool and no mongo
     // means no database. `base` arms the deadline of offline lookups.
-    PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
-                    Metrics &metrics, std::uint16_t buckets = kDefaultPresenceBuckets);
+    PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base, Metrics &metrics,
+                    std::uint16_t buckets = kDefaultPresenceBuckets);
     ~PresenceService();
 
     void handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply);

@@ -45,8 +45,7 @@ struct ProbeState {
         out.redis_slot = redis_slot;
         out.redis_value = const_cast<char *>(redis_value.c_str());
         out.document_json = const_cast<char *>(document_json.c_str());
-        log::info("probe_done", {{"key", key}, {"ok", out.ok ? 1 : 0}, {"redis_node", redis_node},
-                                 {"error", error}});
+        log::info("probe_done", {{"key", key}, {"ok", out.ok ? 1 : 0}, {"redis_node", redis_node}, {"error", error}});
         reply(frame);
     }
 };

@@ -33,7 +33,9 @@ std::uint32_t checksum(const std::uint8_t *p, std::size_t n) {
     return static_cast<std::uint32_t>(crc32(0L, p, static_cast<uInt>(n)));
 }
 
-std::string errno_text(const std::string &what) { return what + ": " + std::strerror(errno); }
+std::string errno_text(const std::string &what) {
+    return what + ": " + std::strerror(errno);
+}
 
 bool write_all(int fd, const char *p, std::size_t n) {
     while (n > 0) {
@@ -378,8 +380,9 @@ std::uint64_t Spool::pending_bytes() const {
         }
         struct stat st;
         const std::uint64_t size =
-            seg == end_.segment ? end_.offset
-                                : (::stat(segment_path(seg).c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0);
+            seg == end_.segment
+                ? end_.offset
+                : (::stat(segment_path(seg).c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0);
         total += size - (seg == checkpoint_.segment ? std::min(size, checkpoint_.offset) : 0);
     }
     return total;

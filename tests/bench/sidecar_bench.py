@@ -38,12 +38,12 @@ def redis_benchmark(cluster: RedisCluster, seconds: int) -> float:
     return float(m.group(1))
 
 
-def leveed_bench(leveectl: str, leveed: Leveed, seconds: int, batch: int, in_flight: int) -> float:
-    r = subprocess.run([leveectl, "--socket", leveed.socket_path, "bench-presence", str(seconds), str(batch),
+def leveed_bench(leveed_load: str, leveed: Leveed, seconds: int, batch: int, in_flight: int) -> float:
+    r = subprocess.run([leveed_load, "--socket", leveed.socket_path, "presence", str(seconds), str(batch),
                         str(in_flight), "100000"], capture_output=True, text=True, timeout=seconds + 120)
     m = re.search(r"records_per_s=(\d+)", r.stdout)
     if r.returncode != 0 or not m:
-        raise RuntimeError(f"leveectl bench-presence: {r.stdout} {r.stderr}")
+        raise RuntimeError(f"leveed_load presence: {r.stdout} {r.stderr}")
     return float(m.group(1))
 
 
@@ -56,7 +56,7 @@ def main() -> int:
     ap.add_argument("--in-flight", type=int, default=32, help="unacknowledged batches at most")
     args = ap.parse_args()
     leveed_bin = os.path.join(args.build_dir, "sidecar", "leveed")
-    leveectl = os.path.join(args.build_dir, "sidecar", "leveectl")
+    leveed_load = os.path.join(args.build_dir, "tests", "bench", "leveed_load")
 
     cluster = RedisCluster().start()
     mongo = None
@@ -81,7 +81,7 @@ def main() -> int:
                 d = Leveed(leveed_bin, redis_seeds=cluster.seeds, mongo_uri=mongo_uri, log_level="warn",
                            settings=settings).start()
                 daemons.append(d)
-                results[name].append(leveed_bench(leveectl, d, args.seconds, args.batch, args.in_flight))
+                results[name].append(leveed_bench(leveed_load, d, args.seconds, args.batch, args.in_flight))
                 d.stop()
             print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
         ceiling = statistics.median(results["redis-benchmark --cluster -P 32 SET"])

@@ -49,8 +49,9 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def levee_build():
-    """The build directory's artefacts: .module, .leveed, .leveectl (paths;
-    each access fails the test with a clear message if it is missing)."""
+    """The build directory's artefacts: .module, .leveed, .leveectl,
+    .leveed_load (paths; each access fails the test with a clear message if
+    it is missing)."""
 
     class _Build:
         dir = _build.build_dir()
@@ -66,6 +67,10 @@ def levee_build():
         @property
         def leveectl(self) -> str:
             return _build.require_leveectl()
+
+        @property
+        def leveed_load(self) -> str:
+            return _build.require_leveed_load()
 
     return _Build()
 

@@ -461,3 +461,41 @@ def test_bad_heartbeat_directives_fail_nginx_t_with_file_line_and_reason(make_ng
     assert reason in err, err
     bad_line = max(i for i, l in enumerate(n.config_text.splitlines(), 1) if "levee_" in l)
     assert f"in {n.conf_path}:{bad_line}" in err, err
+
+
+@pytest.mark.parametrize("directive", [
+    "levee_heartbeat key=$arg_u;",
+    "levee_presence;",
+])
+def test_heartbeat_without_levee_sidecar_fails_nginx_t_at_the_directive(make_nginx, directive):
+    # a beat would be answered 204 and never flushed: refused before it runs
+    n = make_nginx(f"""
+    server {{
+        listen 127.0.0.1:$port;
+        location /a {{ return 200; }}
+        location /b {{ {directive} }}
+        location /c {{ {directive} }}
+    }}
+""", start=False)
+    rc, err = n.test_config()
+    assert rc != 0, err
+    name = directive.split()[0].rstrip(";")
+    first = next(i for i, l in enumerate(n.config_text.splitlines(), 1) if name in l)
+    assert f"{name} needs levee_sidecar in the http block in {n.conf_path}:{first}" in err, err
+
+
+def test_a_second_heartbeat_zone_fails_nginx_t_naming_the_first(make_nginx):
+    n = make_nginx("""
+    levee_sidecar unix:/tmp/levee-nowhere.sock;
+    levee_heartbeat_zone size=1m;
+    levee_heartbeat_zone size=2m;
+    server {
+        listen 127.0.0.1:$port;
+        location / { levee_heartbeat key=$arg_u; }
+    }
+""", start=False)
+    rc, err = n.test_config()
+    assert rc != 0, err
+    lines = [i for i, l in enumerate(n.config_text.splitlines(), 1) if "levee_heartbeat_zone" in l]
+    assert (f"levee_heartbeat_zone is duplicate (first declared at {n.conf_path}:{lines[0]}; one zone "
+            f"serves every location of the http block) in {n.conf_path}:{lines[1]}") in err, err

@@ -79,17 +79,22 @@ def test_presence_room_query_drops_expired_members(redis):
 
 # ---------------------------------------------------------------- limit_lease
 
+def bucket(name: str, period_us: int, capacity: int) -> str:
+    """The key leveed gives the script (LimitService::bucket_key)."""
+    return f"levee:limit:{{z:{name}}}:{period_us}:{capacity}"
+
+
 def test_limit_lease_grants_at_most_the_burst_at_once(redis):
-    key = "levee:limit:{z:k1}"
     period_us = 100_000          # 10 r/s
     capacity = 5                 # burst 4 + 1
+    key = bucket("k1", period_us, capacity)
     assert redis.script("limit_lease", [key], [period_us, capacity, 100]) == "5"
     assert redis.script("limit_lease", [key], [period_us, capacity, 100]) == "0"
 
 
 def test_limit_lease_refills_at_the_rate(redis):
-    key = "levee:limit:{z:k2}"
     period_us = 100_000          # 10 r/s
+    key = bucket("k2", period_us, 10)
     assert redis.script("limit_lease", [key], [period_us, 10, 100]) == "10"
     time.sleep(0.35)
     granted = int(redis.script("limit_lease", [key], [period_us, 10, 100]))
@@ -97,13 +102,28 @@ def test_limit_lease_refills_at_the_rate(redis):
 
 
 def test_limit_lease_gives_each_token_once(redis):
-    key = "levee:limit:{z:k3}"
+    key = bucket("k3", 1_000_000, 30)
     # three instances asking in turn share one bucket of 30
     grants = [int(redis.script("limit_lease", [key], [1_000_000, 30, 12])) for _ in range(3)]
     assert grants[:2] == [12, 12] and grants[2] in (6, 7) and sum(grants) <= 31
 
 
 def test_limit_lease_with_no_want_takes_nothing(redis):
-    key = "levee:limit:{z:k4}"
+    key = bucket("k4", 1000, 10)
     assert redis.script("limit_lease", [key], [1000, 10, 0]) == "0"
     assert redis.cli("EXISTS", key) == "0"
+
+
+def test_two_rates_of_one_key_never_share_a_bucket(redis):
+    # A rolling reload from 1 r/m to 10 r/s: instances of both rates lease the
+    # same zone and key at once. Each rate has its own bucket: the old one,
+    # emptied, does not starve the new rate, and the new one's TAT (written
+    # with a 100 ms period) is never read with the old 60 s period.
+    old, new = bucket("k5", 60_000_000, 5), bucket("k5", 100_000, 5)
+    assert redis.script("limit_lease", [old], [60_000_000, 5, 100]) == "5"
+    assert redis.script("limit_lease", [old], [60_000_000, 5, 100]) == "0"
+    assert redis.script("limit_lease", [new], [100_000, 5, 100]) == "5"
+    tat_old, tat_new = int(redis.cli("GET", old)), int(redis.cli("GET", new))
+    now_us = int(redis.cli("TIME").split()[0]) * 1_000_000
+    assert tat_old - now_us > 250_000_000    # 5 periods of 60 s ahead
+    assert tat_new - now_us < 2_000_000      # 5 periods of 100 ms ahead

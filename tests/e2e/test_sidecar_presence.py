@@ -25,7 +25,7 @@ def metric(leveed, name: str) -> float:
 
 
 def start_stream(levee_build, leveed, seconds: int, out):
-    return subprocess.Popen([levee_build.leveectl, "--socket", leveed.socket_path, "presence-stream",
+    return subprocess.Popen([levee_build.leveed_load, "--socket", leveed.socket_path, "presence-stream",
                              str(seconds), str(USERS), str(BATCH), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-__all__ = ["repo_root", "build_dir", "module_path", "leveed_path", "leveectl_path", "require"]
+__all__ = ["repo_root", "build_dir", "module_path", "leveed_path", "leveectl_path", "leveed_load_path",
+           "require"]
 
 MODULE = "ngx_http_levee_module.so"
 
@@ -46,6 +47,11 @@ def leveectl_path() -> str:
     return _path(os.path.join("sidecar", "leveectl"))
 
 
+def leveed_load_path() -> str:
+    """The load generator of tests/bench/leveed_load.cpp."""
+    return _path(os.path.join("tests", "bench", "leveed_load"))
+
+
 def require(path: str, what: str | None = None) -> str:
     """Return ``path`` if it exists, else fail the test with a clear message."""
     if os.path.isfile(path):
@@ -68,3 +74,7 @@ def require_leveed() -> str:
 
 def require_leveectl() -> str:
     return require(leveectl_path(), "leveectl")
+
+
+def require_leveed_load() -> str:
+    return require(leveed_load_path(), "leveed_load")

@@ -87,3 +87,41 @@ TEST(Gcra, DelayZeroWaitsForEveryExcessAndNodelayForNone) {
     EXPECT_EQ(gcra_delay_us(p, d, 0), 1000000u);
     EXPECT_EQ(gcra_delay_us(p, d, UINT64_MAX), 0u);
 }
+
+TEST(Gcra, RescaleKeepsAnExhaustedKeyExhaustedUnderASlowerRate) {
+    GcraParams fast = GcraParams::from_rate(10, 1, 4); // 100 ms period, capacity 5
+    GcraParams slow = GcraParams::from_rate(1, 60, 4); // 60 s period, capacity 5
+    int64_t tat = 0;
+    const int64_t now = 1000000000;
+    for (int i = 0; i < 5; i++) {
+        ASSERT_TRUE(gcra_take(fast, tat, now).allowed);
+    }
+    tat = gcra_rescale(fast, slow, tat, now);
+    // read as a time, 500 ms owed would leave 4 of the slow rate's 5 requests
+    EXPECT_FALSE(gcra_take(slow, tat, now + 1000000).allowed);
+    EXPECT_EQ(tat, now + 5 * 60000000LL);
+}
+
+TEST(Gcra, RescaleUnderAFasterRateOwesAtMostAFullBucket) {
+    GcraParams slow = GcraParams::from_rate(1, 60, 0); // 60 s period
+    GcraParams fast = GcraParams::from_rate(100, 1, 0); // 10 ms period
+    int64_t tat = 0;
+    const int64_t now = 1000000000;
+    ASSERT_TRUE(gcra_take(slow, tat, now).allowed);
+    tat = gcra_rescale(slow, fast, tat, now);
+    GcraDecision d = gcra_take(fast, tat, now);
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.retry_after_us, 10000u); // one new period, not the old minute
+    EXPECT_TRUE(gcra_take(fast, tat, now + 10000).allowed);
+}
+
+TEST(Gcra, RescaleKeepsThePartUsedAndLeavesAnIdleKeyAlone) {
+    GcraParams a = GcraParams::from_rate(10, 1, 9); // capacity 10, 100 ms
+    GcraParams b = GcraParams::from_rate(1, 1, 9);  // capacity 10, 1 s
+    int64_t tat = 0;
+    const int64_t now = 1000000000;
+    EXPECT_EQ(gcra_take_n(a, tat, now, 3), 3u);
+    tat = gcra_rescale(a, b, tat, now);
+    EXPECT_EQ(gcra_take_n(b, tat, now, 100), 7u);
+    EXPECT_EQ(gcra_rescale(a, b, now - 5, now), now - 5);
+}

@@ -142,3 +142,21 @@ TEST(LimitTable, DirtyQueueIsFifoAndSurvivesRemoval) {
     EXPECT_EQ(t.pop_dirty(), nullptr);
     EXPECT_EQ(t.global(es[2])->tokens, 7);
 }
+
+TEST(LimitTable, NextVisitsEveryEntryOnce) {
+    Arena a;
+    a.budget = 1 << 16;
+    TableHeader h;
+    Table t(a.mem.data(), &h);
+    ASSERT_TRUE(t.init(a.allocator(), 4, 0));
+    EXPECT_EQ(t.next(nullptr), nullptr);
+    for (int i = 0; i < 20; i++) {
+        std::string k = "key" + std::to_string(i);
+        t.insert(a.allocator(), hash_key(u(k), k.size()), u(k), k.size(), 0, never_idle)->tat = 1;
+    }
+    int seen = 0;
+    for (Entry *e = t.next(nullptr); e != nullptr; e = t.next(e)) {
+        seen += static_cast<int>(e->tat);
+    }
+    EXPECT_EQ(seen, 20);
+}

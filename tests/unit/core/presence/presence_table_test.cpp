@@ -227,3 +227,38 @@ TEST(PresenceTable, ManyUsersAllSurviveRandomFailures) {
     EXPECT_EQ(t.header().count, 0u);
     EXPECT_EQ(acked, last) << "every user's latest beat was acknowledged";
 }
+
+TEST(PresenceTable, AdoptCopiesWaitingAndInFlightAndRetiresTheOldTable) {
+    Region old_r(1 << 16), new_r(1 << 17);
+    Table &o = old_r.t, &n = new_r.t;
+    const uint8_t ttl60 = static_cast<uint8_t>(o.ttl_index(60000));
+    const uint8_t ttl180 = static_cast<uint8_t>(o.ttl_index(180000));
+    o.beat(key("inflight", "lobby"), 1000, ttl180, kNoLimit);
+    Batch b = take(o, 1);
+    ASSERT_EQ(b.n, 1u);
+    o.beat(key("waiting"), 2000, ttl60, kNoLimit);
+    n.ttl_index(180000); // the new zone's ttls come in another order
+
+    EXPECT_EQ(n.adopt(o), 0u);
+    EXPECT_EQ(n.header().count, 2u);
+    EXPECT_EQ(n.header().c.beats, 0u) << "adopted entries are not beats of this table";
+    EXPECT_EQ(o.beat(key("late"), 3000, ttl60, kNoLimit), BeatResult::kRetired);
+    EXPECT_EQ(o.header().count, 2u);
+
+    Batch all = take(n, 5);
+    Batch rest = take(n, 6);
+    ASSERT_EQ(all.n + rest.n, 2u);
+    EXPECT_EQ(all.ttl == 60000 ? all.user(0) : rest.user(0), "waiting");
+    EXPECT_EQ(all.ttl == 180000 ? all.recs[0].last_seen_ms : rest.recs[0].last_seen_ms, 1000);
+}
+
+TEST(PresenceTable, AdoptCountsWhatDoesNotFit) {
+    Region old_r(1 << 16), new_r(8192);
+    Table &o = old_r.t, &n = new_r.t;
+    for (int i = 0; i < 500; i++) {
+        o.beat(key("user" + std::to_string(i)), i, 0, kNoLimit);
+    }
+    const size_t lost = n.adopt(o);
+    EXPECT_GT(lost, 0u);
+    EXPECT_EQ(n.header().count + lost, 500u);
+}

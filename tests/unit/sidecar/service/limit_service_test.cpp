@@ -62,7 +62,9 @@ TEST(LimitService, StandaloneGrantsEachTokenOnce) {
 }
 
 TEST(LimitService, BucketKeysShareOneSlotPerKey) {
-    EXPECT_EQ(LimitService::bucket_key("per_ip", "1.2.3.4"), "levee:limit:{per_ip:1.2.3.4}");
+    EXPECT_EQ(LimitService::bucket_key("per_ip", "1.2.3.4", 100000, 11), "levee:limit:{per_ip:1.2.3.4}:100000:11");
+    EXPECT_NE(LimitService::bucket_key("per_ip", "1.2.3.4", 100000, 11),
+              LimitService::bucket_key("per_ip", "1.2.3.4", 50000, 11));
 }
 
 } // namespace

@@ -1,0 +1,362 @@
+// PresenceService driven with decoded frames: standalone (memory), with a
+// spool, and with a fake Redis node (tests/unit/sidecar/redis/fake_node.hpp)
+// that can answer an error where a real cluster would not.
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <event2/event.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include "../net/server_fixture.hpp"
+#include "../redis/fake_node.hpp"
+#include "cluster_client.hpp"
+#include "metrics.hpp"
+#include "service/presence_service.hpp"
+#include "spool.hpp"
+
+namespace levee {
+namespace {
+
+std::int64_t now_wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+struct Beat {
+    std::string user;
+    std::string room;
+    std::int64_t last_seen_ms;
+};
+
+struct Ack {
+    bool got = false;
+    std::uint64_t request_id = 0;
+    bool ok = false;
+    std::uint32_t records = 0;
+    std::string error;
+};
+
+// Owns the protobuf-c structs of one PresenceBatch.
+struct BatchFrame {
+    explicit BatchFrame(const std::vector<Beat> &beats, std::uint32_t ttl_ms = 60000) : records(beats.size()) {
+        for (std::size_t i = 0; i < beats.size(); i++) {
+            levee__presence_record__init(&records[i]);
+            records[i].user = const_cast<char *>(beats[i].user.c_str());
+            records[i].room = const_cast<char *>(beats[i].room.c_str());
+            records[i].last_seen_ms = beats[i].last_seen_ms;
+            ptrs.push_back(&records[i]);
+        }
+        batch.ttl_ms = ttl_ms;
+        batch.n_records = ptrs.size();
+        batch.records = ptrs.data();
+    }
+    std::vector<Levee__PresenceRecord> records;
+    std::vector<Levee__PresenceRecord *> ptrs;
+    Levee__PresenceBatch batch = LEVEE__PRESENCE_BATCH__INIT;
+};
+
+Reply ack_into(Ack &ack) {
+    return [&ack](const Levee__Frame &f) {
+        ASSERT_FALSE(ack.got) << "acknowledged twice";
+        ASSERT_EQ(f.body_case, LEVEE__FRAME__BODY_PRESENCE_ACK);
+        ack.got = true;
+        ack.request_id = f.request_id;
+        ack.ok = f.presence_ack->ok;
+        ack.records = f.presence_ack->records;
+        ack.error = f.presence_ack->error;
+    };
+}
+
+struct UserState {
+    std::string user;
+    bool online;
+    std::int64_t last_seen_ms;
+};
+
+struct Answer {
+    bool got = false;
+    bool ok = false;
+    std::string error;
+    std::vector<UserState> users;
+    std::uint32_t count = 0;
+    std::vector<std::string> members;
+};
+
+Answer query(PresenceService &svc, std::vector<std::string> users, const std::string &room = "",
+             std::uint32_t limit = 0) {
+    std::vector<char *> ptrs;
+    for (auto &u : users) {
+        ptrs.push_back(const_cast<char *>(u.c_str()));
+    }
+    Levee__PresenceQuery q = LEVEE__PRESENCE_QUERY__INIT;
+    q.n_users = ptrs.size();
+    q.users = ptrs.data();
+    q.room = const_cast<char *>(room.c_str());
+    q.limit = limit;
+    Answer a;
+    svc.query(5, q, [&a](const Levee__Frame &f) {
+        ASSERT_EQ(f.request_id, 5u);
+        ASSERT_EQ(f.body_case, LEVEE__FRAME__BODY_PRESENCE_QUERY_REPLY);
+        const Levee__PresenceQueryReply &r = *f.presence_query_reply;
+        a.got = true;
+        a.ok = r.ok;
+        a.error = r.error;
+        for (std::size_t i = 0; i < r.n_users; i++) {
+            a.users.push_back({r.users[i]->user, r.users[i]->online != 0, r.users[i]->last_seen_ms});
+        }
+        a.count = r.count;
+        for (std::size_t i = 0; i < r.n_members; i++) {
+            a.members.emplace_back(r.members[i]);
+        }
+    });
+    return a;
+}
+
+TEST(PresenceService, KeysNameTheBucketAndTheTtl) {
+    EXPECT_EQ(presence_key(7, 180000), "levee:p:{b7}:180000");
+    EXPECT_EQ(room_key("lobby"), "levee:r:{lobby}");
+    EXPECT_LT(presence_bucket("alice", 64), 64);
+    EXPECT_EQ(presence_bucket("alice", 64), presence_bucket("alice", 64));
+}
+
+TEST(PresenceService, StandaloneAcknowledgesAndAnswersFromMemory) {
+    Metrics metrics;
+    PresenceService svc(nullptr, nullptr, nullptr, nullptr, metrics);
+    const std::int64_t now = now_wall_ms();
+    BatchFrame f({{"alice", "lobby", now - 10}, {"bob", "", now - 20}, {"carol", "lobby", now - 5}});
+    Ack ack;
+    svc.handle(42, f.batch, ack_into(ack));
+    ASSERT_TRUE(ack.got) << "standalone answers at once";
+    EXPECT_EQ(ack.request_id, 42u);
+    EXPECT_TRUE(ack.ok) << ack.error;
+    EXPECT_EQ(ack.records, 3u);
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "ok"}}), 1);
+
+    Answer a = query(svc, {"alice", "bob", "dave"});
+    ASSERT_TRUE(a.got);
+    ASSERT_TRUE(a.ok) << a.error;
+    ASSERT_EQ(a.users.size(), 3u);
+    EXPECT_TRUE(a.users[0].online);
+    EXPECT_EQ(a.users[0].last_seen_ms, now - 10);
+    EXPECT_TRUE(a.users[1].online);
+    EXPECT_FALSE(a.users[2].online);
+    EXPECT_EQ(a.users[2].last_seen_ms, 0);
+
+    Answer room = query(svc, {}, "lobby", 1);
+    ASSERT_TRUE(room.ok) << room.error;
+    EXPECT_EQ(room.count, 2u);
+    EXPECT_EQ(room.members, (std::vector<std::string>{"carol"})) << "limit 1: the latest beat";
+}
+
+TEST(PresenceService, StandaloneNeverMovesAUserBackwards) {
+    Metrics metrics;
+    PresenceService svc(nullptr, nullptr, nullptr, nullptr, metrics);
+    const std::int64_t now = now_wall_ms();
+    Ack first, replay;
+    svc.handle(1, BatchFrame({{"alice", "", now}}).batch, ack_into(first));
+    svc.handle(2, BatchFrame({{"alice", "", now - 5000}}).batch, ack_into(replay));
+    EXPECT_TRUE(replay.ok);
+    Answer a = query(svc, {"alice"});
+    ASSERT_EQ(a.users.size(), 1u);
+    EXPECT_EQ(a.users[0].last_seen_ms, now);
+}
+
+TEST(PresenceService, AnInvalidRecordRefusesTheWholeBatch) {
+    Metrics metrics;
+    PresenceService svc(nullptr, nullptr, nullptr, nullptr, metrics);
+    const std::string too_long(kMaxPresenceUserBytes + 1, 'x');
+    for (const auto &bad : std::vector<Beat>{{"", "", 1}, {too_long, "", 1}, {"ok", too_long, 1}}) {
+        Ack ack;
+        svc.handle(3, BatchFrame({{"alice", "", 1}, bad}).batch, ack_into(ack));
+        ASSERT_TRUE(ack.got);
+        EXPECT_FALSE(ack.ok);
+        EXPECT_EQ(ack.records, 2u);
+        EXPECT_EQ(ack.error, "record 1: invalid user or room");
+    }
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "invalid"}}), 3);
+    Answer a = query(svc, {"alice"});
+    ASSERT_EQ(a.users.size(), 1u);
+    EXPECT_FALSE(a.users[0].online) << "nothing of a refused batch is kept";
+}
+
+TEST(PresenceService, MalformedQueriesAreAnsweredWithAnError) {
+    Metrics metrics;
+    PresenceService svc(nullptr, nullptr, nullptr, nullptr, metrics);
+    const std::string expected = "a query names a room or 1 to 1000 users";
+    Answer none = query(svc, {});
+    EXPECT_FALSE(none.ok);
+    EXPECT_EQ(none.error, expected);
+    Answer both = query(svc, {"alice"}, "lobby");
+    EXPECT_FALSE(both.ok);
+    EXPECT_EQ(both.error, expected);
+    Answer too_many = query(svc, std::vector<std::string>(1001, "u"));
+    EXPECT_FALSE(too_many.ok);
+    Answer empty_user = query(svc, {"alice", ""});
+    EXPECT_FALSE(empty_user.ok);
+    EXPECT_EQ(empty_user.error, "invalid user");
+    EXPECT_TRUE(empty_user.users.empty());
+    EXPECT_EQ(metrics.value("leveed_presence_queries_total", {{"kind", "users"}, {"result", "invalid"}}), 3);
+    EXPECT_EQ(metrics.value("leveed_presence_queries_total", {{"kind", "room"}, {"result", "invalid"}}), 1);
+}
+
+class PresenceServiceWithSpool : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/levee-presence-test-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        SpoolOptions o;
+        o.dir = dir_;
+        o.fsync = SpoolFsync::kNever;
+        std::string error;
+        spool_ = Spool::open(o, error);
+        ASSERT_NE(spool_, nullptr) << error;
+    }
+    void TearDown() override {
+        spool_.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    std::string dir_;
+    std::unique_ptr<Spool> spool_;
+};
+
+TEST_F(PresenceServiceWithSpool, AcknowledgedBatchesAreInTheSpool) {
+    Metrics metrics;
+    PresenceService svc(nullptr, spool_.get(), nullptr, nullptr, metrics);
+    Ack ack;
+    svc.handle(1, BatchFrame({{"alice", "lobby", 1000}, {"bob", "", 2000}}).batch, ack_into(ack));
+    ASSERT_TRUE(ack.ok) << ack.error;
+    std::vector<SpoolRecord> got;
+    SpoolPosition next;
+    std::string error;
+    ASSERT_TRUE(spool_->read(spool_->checkpoint(), 10, got, next, error)) << error;
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].user, "alice");
+    EXPECT_EQ(got[0].room, "lobby");
+    EXPECT_EQ(got[1].last_seen_ms, 2000);
+}
+
+TEST_F(PresenceServiceWithSpool, ASpoolThatCannotWriteFailsTheAck) {
+    Metrics metrics;
+    PresenceService svc(nullptr, spool_.get(), nullptr, nullptr, metrics);
+    Ack first;
+    svc.handle(1, BatchFrame({{"alice", "", 1000}}).batch, ack_into(first));
+    ASSERT_TRUE(first.ok) << first.error;
+
+    // The segment is already past a 1-byte file size limit: the next write fails (EFBIG).
+    rlimit old{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit tiny = old;
+    tiny.rlim_cur = 1;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    Ack ack;
+    svc.handle(2, BatchFrame({{"bob", "", 2000}}).batch, ack_into(ack));
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
+    std::signal(SIGXFSZ, old_handler);
+
+    ASSERT_TRUE(ack.got);
+    EXPECT_FALSE(ack.ok);
+    EXPECT_EQ(ack.error.rfind("spool: write ", 0), 0u) << ack.error;
+    EXPECT_NE(ack.error.find("File too large"), std::string::npos) << ack.error;
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "spool_error"}}), 1);
+    Answer a = query(svc, {"bob"});
+    ASSERT_EQ(a.users.size(), 1u);
+    EXPECT_FALSE(a.users[0].online) << "a batch the spool refused is not recorded either";
+}
+
+// With Redis: a fake node owning every slot.
+using redis::testing::FakeNode;
+
+using testing::BasePtr;
+using testing::run_until;
+
+std::string bulk(const std::string &s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
+
+class PresenceServiceWithRedis : public ::testing::Test {
+  protected:
+    void start(FakeNode::Answer answer) {
+        // port_ is set before the client asks for the slots.
+        node_ = std::make_unique<FakeNode>(base_.get(), [this, answer](const FakeNode::Command &c) {
+            if (c[0] == "CLUSTER") {
+                return "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n" + bulk("127.0.0.1") + ":" + std::to_string(port_) +
+                       "\r\n";
+            }
+            return answer(c);
+        });
+        port_ = node_->port();
+        client_ = std::make_unique<redis::ClusterClient>(base_.get(), std::vector<redis::HostPort>{{"127.0.0.1", port_}});
+        bool ready = false, ok = false;
+        client_->start([&](bool r, const std::string &) { ready = true, ok = r; });
+        ASSERT_TRUE(run_until(base_.get(), [&] { return ready; }));
+        ASSERT_TRUE(ok);
+    }
+    void TearDown() override {
+        client_.reset();
+        node_.reset();
+    }
+    // Commands the node got, CLUSTER SLOTS left out.
+    std::vector<FakeNode::Command> commands() const {
+        std::vector<FakeNode::Command> out;
+        for (const auto &conn : node_->received()) {
+            for (const auto &c : conn) {
+                if (c[0] != "CLUSTER") {
+                    out.push_back(c);
+                }
+            }
+        }
+        return out;
+    }
+
+    BasePtr base_{event_base_new()};
+    int port_ = 0;
+    std::unique_ptr<FakeNode> node_;
+    std::unique_ptr<redis::ClusterClient> client_;
+};
+
+TEST_F(PresenceServiceWithRedis, AcknowledgesOnlyOnceRedisAnsweredEveryCommand) {
+    start([](const FakeNode::Command &) { return std::string(":1\r\n"); });
+    Metrics metrics;
+    PresenceService svc(client_.get(), nullptr, nullptr, base_.get(), metrics, 1);
+    Ack ack;
+    svc.handle(7, BatchFrame({{"alice", "", 1000}, {"bob", "", 2000}}, 60000).batch, ack_into(ack));
+    EXPECT_FALSE(ack.got) << "acknowledged before Redis answered";
+    ASSERT_TRUE(run_until(base_.get(), [&] { return ack.got; }));
+    EXPECT_TRUE(ack.ok) << ack.error;
+    EXPECT_EQ(ack.request_id, 7u);
+    EXPECT_EQ(ack.records, 2u);
+
+    bool zadd = false;
+    for (const auto &c : commands()) {
+        if (c[0] == "ZADD") {
+            zadd = true;
+            EXPECT_EQ(c, (FakeNode::Command{"ZADD", "levee:p:{b0}:60000", "GT", "61000", "alice", "62000", "bob"}));
+        }
+    }
+    EXPECT_TRUE(zadd) << "one ZADD GT records the bucket's users";
+}
+
+TEST_F(PresenceServiceWithRedis, ARedisErrorFailsTheAckWithRedisWords) {
+    start([](const FakeNode::Command &c) {
+        return c[0] == "ZADD" ? std::string("-OOM command not allowed\r\n") : std::string(":1\r\n");
+    });
+    Metrics metrics;
+    PresenceService svc(client_.get(), nullptr, nullptr, base_.get(), metrics, 1);
+    Ack ack;
+    svc.handle(8, BatchFrame({{"alice", "", 1000}}).batch, ack_into(ack));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return ack.got; }));
+    EXPECT_FALSE(ack.ok);
+    EXPECT_EQ(ack.error, "redis: OOM command not allowed");
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "error"}}), 1);
+}
+
+} // namespace
+} // namespace levee
