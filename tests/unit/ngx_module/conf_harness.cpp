@@ -11,6 +11,16 @@
 
 namespace {
 
+/* in the order of ngx_module_name in ngx_module/config */
+ngx_module_t  *levee_modules[] = {
+    &ngx_http_levee_module,
+    &ngx_http_levee_sticky_module,
+    &ngx_http_levee_limit_module,
+    &ngx_http_levee_heartbeat_module,
+    NULL
+};
+
+
 void
 create_loc_confs(levee_conf_t *h)
 {
@@ -66,8 +76,10 @@ create_srv_confs(levee_conf_t *h)
 
 
 void
-levee_conf_init(levee_conf_t *h, ngx_module_t **modules)
+levee_conf_init(levee_conf_t *h)
 {
+    ngx_module_t  **modules = levee_modules;
+
     ngx_memzero(h, sizeof(levee_conf_t));
     levee_stubs_reset();
 
@@ -143,6 +155,27 @@ levee_conf_free(levee_conf_t *h)
     levee_stubs_reset();
     ngx_cycle = NULL;
     ngx_memzero(h, sizeof(levee_conf_t));
+}
+
+
+int
+levee_conf_setup(void **state)
+{
+    static levee_conf_t  h;
+
+    levee_conf_init(&h);
+    *state = &h;
+
+    return 0;
+}
+
+
+int
+levee_conf_teardown(void **state)
+{
+    levee_conf_free((levee_conf_t *) *state);
+
+    return 0;
 }
 
 

@@ -18,18 +18,31 @@ typedef struct {
     ngx_conf_file_t       file;
     ngx_cycle_t           cycle;
     ngx_log_t             log;
-    ngx_module_t        **modules;    /* the built-ins, then those tested */
+    ngx_module_t        **modules;    /* the built-ins, then the .so's */
     ngx_uint_t            nmodules;
 } levee_conf_t;
 
+/* The modules of ngx_http_levee_module.so, which nginx loads together. */
+extern "C" ngx_module_t  ngx_http_levee_module;
+extern "C" ngx_module_t  ngx_http_levee_sticky_module;
+extern "C" ngx_module_t  ngx_http_levee_limit_module;
+extern "C" ngx_module_t  ngx_http_levee_heartbeat_module;
+
 /*
  * An http block with the configurations of ngx_http_core_module,
- * ngx_http_upstream_module and `modules` (NULL-terminated), as nginx creates
+ * ngx_http_upstream_module and every module of the .so, as nginx creates
  * them before it reads the block's directives.
  */
-void levee_conf_init(levee_conf_t *h, ngx_module_t **modules);
+void levee_conf_init(levee_conf_t *h);
 /* Frees it all (levee_stubs_reset()). */
 void levee_conf_free(levee_conf_t *h);
+
+/* cmocka setup and teardown: *state is a levee_conf_t made by levee_conf_init. */
+int levee_conf_setup(void **state);
+int levee_conf_teardown(void **state);
+/* a test that gets its own levee_conf_t */
+#define levee_conf_test(f)  cmocka_unit_test_setup_teardown(f, levee_conf_setup,  \
+                                                            levee_conf_teardown)
 
 /* A new location{} block: fresh location configurations, as nginx makes. */
 void levee_conf_location(levee_conf_t *h);

@@ -5,27 +5,6 @@
 #include "ngx_http_levee_module.h"
 
 
-static int
-setup(void **state)
-{
-    static levee_conf_t  h;
-    static ngx_module_t *modules[] = { &ngx_http_levee_module, NULL };
-
-    levee_conf_init(&h, modules);
-    *state = &h;
-
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    levee_conf_free((levee_conf_t *) *state);
-
-    return 0;
-}
-
 
 static ngx_http_levee_main_conf_t *
 main_conf(void **state)
@@ -188,10 +167,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(sidecar_sets_the_socket_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(sidecar_twice_is_duplicate, setup, teardown),
-        cmocka_unit_test_setup_teardown(sidecar_bad_addresses_say_why, setup, teardown),
-        cmocka_unit_test_setup_teardown(sidecar_takes_one_address_in_http_only, setup, teardown),
+        levee_conf_test(sidecar_sets_the_socket_path),
+        levee_conf_test(sidecar_twice_is_duplicate),
+        levee_conf_test(sidecar_bad_addresses_say_why),
+        levee_conf_test(sidecar_takes_one_address_in_http_only),
         cmocka_unit_test(conf_msec_reads_a_time_in_range),
         cmocka_unit_test(conf_msec_refuses_out_of_range_and_non_times),
         cmocka_unit_test(conf_msec_declines_other_parameters),

@@ -9,29 +9,6 @@
 
 #include "ngx_http_levee_module.h"
 
-extern "C" ngx_module_t  ngx_http_levee_heartbeat_module;
-
-
-static int
-setup(void **state)
-{
-    static levee_conf_t  h;
-    static ngx_module_t *modules[] = { &ngx_http_levee_heartbeat_module, NULL };
-
-    levee_conf_init(&h, modules);
-    *state = &h;
-
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    levee_conf_free((levee_conf_t *) *state);
-
-    return 0;
-}
 
 
 static void
@@ -70,8 +47,10 @@ zone_size_is_checked(void **state)
 
     assert_int_equal(levee_conf_directive(h, "levee_heartbeat_zone size=4095m backlog=100"),
                      NGX_OK);
+    assert_int_equal(h->file.line, 9);
     directive_fails(h, "levee_heartbeat_zone size=1m",
-                    "\"levee_heartbeat_zone\" directive is duplicate");
+                    "levee_heartbeat_zone is duplicate (first declared at " LEVEE_TEST_CONF_FILE
+                    ":9; one zone serves every location of the http block)");
 }
 
 
@@ -193,6 +172,25 @@ presence_sets_the_location_handler(void **state)
 }
 
 
+/* Without leveed a beat would be answered 204 and never sent on. */
+static void
+heartbeat_needs_levee_sidecar(void **state)
+{
+    levee_conf_t *h = (levee_conf_t *) *state;
+
+    levee_conf_location(h);
+    assert_int_equal(levee_conf_directive(h, "levee_presence"), NGX_OK);         /* line 1 */
+    levee_conf_location(h);
+    assert_int_equal(levee_conf_directive(h, "levee_heartbeat key=$a"), NGX_OK);
+
+    assert_int_equal(levee_conf_postconfiguration(h), NGX_ERROR);
+    assert_string_equal(levee_last_message(), "levee_presence needs levee_sidecar in the http "
+                                              "block in " LEVEE_TEST_CONF_FILE ":1");
+    assert_int_equal(levee_last_level(), NGX_LOG_EMERG);
+    assert_int_equal(levee_shm_count(), 0);
+}
+
+
 static void
 postconfiguration_makes_the_table_only_when_used(void **state)
 {
@@ -202,6 +200,7 @@ postconfiguration_makes_the_table_only_when_used(void **state)
     assert_int_equal(levee_conf_postconfiguration(h), NGX_OK);
     assert_int_equal(levee_shm_count(), 0);
 
+    assert_int_equal(levee_conf_directive(h, "levee_sidecar unix:/run/leveed.sock"), NGX_OK);
     levee_conf_location(h);
     assert_int_equal(levee_conf_directive(h, "levee_presence"), NGX_OK);
     assert_int_equal(levee_conf_postconfiguration(h), NGX_OK);
@@ -220,15 +219,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(zone_size_is_checked, setup, teardown),
-        cmocka_unit_test_setup_teardown(heartbeat_sets_the_location_handler, setup, teardown),
-        cmocka_unit_test_setup_teardown(heartbeat_parameter_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(heartbeat_warns_of_a_ttl_within_the_interval, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(heartbeat_ttls_are_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(presence_sets_the_location_handler, setup, teardown),
-        cmocka_unit_test_setup_teardown(postconfiguration_makes_the_table_only_when_used, setup,
-                                        teardown),
+        levee_conf_test(zone_size_is_checked),
+        levee_conf_test(heartbeat_sets_the_location_handler),
+        levee_conf_test(heartbeat_parameter_errors),
+        levee_conf_test(heartbeat_warns_of_a_ttl_within_the_interval),
+        levee_conf_test(heartbeat_ttls_are_bounded),
+        levee_conf_test(presence_sets_the_location_handler),
+        levee_conf_test(heartbeat_needs_levee_sidecar),
+        levee_conf_test(postconfiguration_makes_the_table_only_when_used),
     };
 
     return cmocka_run_group_tests_name("ngx_http_levee_heartbeat_module", tests, NULL, NULL);

@@ -9,31 +9,6 @@
 
 #include "ngx_http_levee_module.h"
 
-extern "C" ngx_module_t  ngx_http_levee_limit_module;
-
-
-static int
-setup(void **state)
-{
-    static levee_conf_t  h;
-    static ngx_module_t *modules[] = {
-        &ngx_http_levee_module, &ngx_http_levee_limit_module, NULL
-    };
-
-    levee_conf_init(&h, modules);
-    *state = &h;
-
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    levee_conf_free((levee_conf_t *) *state);
-
-    return 0;
-}
 
 
 static void
@@ -347,22 +322,18 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(zone_gets_its_shared_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(rate_units_scale_to_the_same_rate, setup, teardown),
-        cmocka_unit_test_setup_teardown(zone_rate_errors_name_the_supported_range, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(zone_parameter_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(zone_declared_twice_says_where_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(limit_parameters, setup, teardown),
-        cmocka_unit_test_setup_teardown(limit_needs_a_declared_zone, setup, teardown),
-        cmocka_unit_test_setup_teardown(limit_burst_keeps_the_bucket_under_a_year, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(global_zone_refuses_a_location_burst, setup, teardown),
-        cmocka_unit_test_setup_teardown(global_zone_needs_levee_sidecar, setup, teardown),
-        cmocka_unit_test_setup_teardown(postconfiguration_puts_the_handler_first, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(handler_lets_unlimited_requests_through, setup,
-                                        teardown),
+        levee_conf_test(zone_gets_its_shared_memory),
+        levee_conf_test(rate_units_scale_to_the_same_rate),
+        levee_conf_test(zone_rate_errors_name_the_supported_range),
+        levee_conf_test(zone_parameter_errors),
+        levee_conf_test(zone_declared_twice_says_where_first),
+        levee_conf_test(limit_parameters),
+        levee_conf_test(limit_needs_a_declared_zone),
+        levee_conf_test(limit_burst_keeps_the_bucket_under_a_year),
+        levee_conf_test(global_zone_refuses_a_location_burst),
+        levee_conf_test(global_zone_needs_levee_sidecar),
+        levee_conf_test(postconfiguration_puts_the_handler_first),
+        levee_conf_test(handler_lets_unlimited_requests_through),
     };
 
     return cmocka_run_group_tests_name("ngx_http_levee_limit_module", tests, NULL, NULL);

@@ -7,31 +7,6 @@
 
 #include "ngx_http_levee_module.h"
 
-extern "C" ngx_module_t  ngx_http_levee_sticky_module;
-
-
-static int
-setup(void **state)
-{
-    static levee_conf_t  h;
-    static ngx_module_t *modules[] = {
-        &ngx_http_levee_module, &ngx_http_levee_sticky_module, NULL
-    };
-
-    levee_conf_init(&h, modules);
-    *state = &h;
-
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    levee_conf_free((levee_conf_t *) *state);
-
-    return 0;
-}
 
 
 static void
@@ -195,12 +170,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(sticky_becomes_the_upstream_balancer, setup, teardown),
-        cmocka_unit_test_setup_teardown(sticky_after_another_balancer_warns, setup, teardown),
-        cmocka_unit_test_setup_teardown(sticky_parameter_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(registry_parameters, setup, teardown),
-        cmocka_unit_test_setup_teardown(registry_needs_sticky_and_sidecar, setup, teardown),
-        cmocka_unit_test_setup_teardown(registry_off_needs_nothing, setup, teardown),
+        levee_conf_test(sticky_becomes_the_upstream_balancer),
+        levee_conf_test(sticky_after_another_balancer_warns),
+        levee_conf_test(sticky_parameter_errors),
+        levee_conf_test(registry_parameters),
+        levee_conf_test(registry_needs_sticky_and_sidecar),
+        levee_conf_test(registry_off_needs_nothing),
     };
 
     return cmocka_run_group_tests_name("ngx_http_levee_sticky_module", tests, NULL, NULL);
