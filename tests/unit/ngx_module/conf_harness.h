@@ -63,6 +63,14 @@ ngx_http_upstream_srv_conf_t *levee_conf_upstream(levee_conf_t *h, const char *n
  */
 ngx_int_t levee_conf_directive(levee_conf_t *h, const char *line);
 
+/* `line` is refused with exactly `message` at level emerg, as nginx -t says. */
+#define levee_conf_fails(h, line, message)                                    \
+    do {                                                                      \
+        assert_int_equal(levee_conf_directive(h, line), NGX_ERROR);           \
+        assert_string_equal(levee_last_message(), message);                   \
+        assert_int_equal(levee_last_level(), NGX_LOG_EMERG);                  \
+    } while (0)
+
 /*
  * A main request in the current location, as ngx_http_process_request()
  * hands it to the phase handlers: its configurations, no module contexts.

@@ -68,6 +68,15 @@ append_number(std::string &out, unsigned long long v, bool negative, bool hex)
 }
 
 
+/* the next argument, of the type the conversion names */
+#define NGX_FAKE_ARG(utype, stype)                                            \
+    if (is_unsigned || hex) {                                                 \
+        u = va_arg(args, utype);                                              \
+    } else {                                                                  \
+        s = va_arg(args, stype);                                              \
+    }
+
+
 /*
  * nginx's format: %V ngx_str_t *, %s, %*s, and integers named by their
  * type (%i ngx_int_t, %ui, %d int, %z ssize_t, %uz, %L int64_t, %uL,
@@ -119,19 +128,19 @@ format(const char *fmt, va_list args)
             number = false;
             break;
         case 'd':
-            if (is_unsigned) { u = va_arg(args, unsigned int); } else { s = va_arg(args, int); }
+            NGX_FAKE_ARG(unsigned int, int);
             break;
         case 'i':
-            if (is_unsigned || hex) { u = va_arg(args, ngx_uint_t); } else { s = va_arg(args, ngx_int_t); }
+            NGX_FAKE_ARG(ngx_uint_t, ngx_int_t);
             break;
         case 'z':
-            if (is_unsigned || hex) { u = va_arg(args, size_t); } else { s = va_arg(args, ssize_t); }
+            NGX_FAKE_ARG(size_t, ssize_t);
             break;
         case 'L':
-            if (is_unsigned || hex) { u = va_arg(args, uint64_t); } else { s = va_arg(args, int64_t); }
+            NGX_FAKE_ARG(uint64_t, int64_t);
             break;
         case 'l':
-            if (is_unsigned || hex) { u = va_arg(args, unsigned long); } else { s = va_arg(args, long); }
+            NGX_FAKE_ARG(unsigned long, long);
             break;
         case 'M':
             u = va_arg(args, ngx_msec_t);

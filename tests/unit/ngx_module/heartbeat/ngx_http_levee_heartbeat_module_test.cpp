@@ -7,18 +7,6 @@
 
 #include <string>
 
-#include "ngx_http_levee_module.h"
-
-
-
-static void
-directive_fails(levee_conf_t *h, const char *line, const char *message)
-{
-    assert_int_equal(levee_conf_directive(h, line), NGX_ERROR);
-    assert_string_equal(levee_last_message(), message);
-    assert_int_equal(levee_last_level(), NGX_LOG_EMERG);
-}
-
 
 static ngx_http_handler_pt
 location_handler(levee_conf_t *h)
@@ -37,20 +25,22 @@ zone_size_is_checked(void **state)
         char  message[128];
 
         snprintf(message, sizeof(message), range, size);
-        directive_fails(h, ("levee_heartbeat_zone " + std::string(size)).c_str(), message);
+        levee_conf_fails(h, ("levee_heartbeat_zone " + std::string(size)).c_str(), message);
     }
 
-    directive_fails(h, "levee_heartbeat_zone size=1m backlog=0", "invalid parameter \"backlog=0\"");
-    directive_fails(h, "levee_heartbeat_zone size=1m shards=4", "invalid parameter \"shards=4\"");
-    directive_fails(h, "levee_heartbeat_zone",
-                    "invalid number of arguments in \"levee_heartbeat_zone\" directive");
+    levee_conf_fails(h, "levee_heartbeat_zone size=1m backlog=0",
+                     "invalid parameter \"backlog=0\"");
+    levee_conf_fails(h, "levee_heartbeat_zone size=1m shards=4",
+                     "invalid parameter \"shards=4\"");
+    levee_conf_fails(h, "levee_heartbeat_zone",
+                     "invalid number of arguments in \"levee_heartbeat_zone\" directive");
 
     assert_int_equal(levee_conf_directive(h, "levee_heartbeat_zone size=4095m backlog=100"),
                      NGX_OK);
     assert_int_equal(h->file.line, 9);
-    directive_fails(h, "levee_heartbeat_zone size=1m",
-                    "levee_heartbeat_zone is duplicate (first declared at " LEVEE_TEST_CONF_FILE
-                    ":9; one zone serves every location of the http block)");
+    levee_conf_fails(h, "levee_heartbeat_zone size=1m",
+                     "levee_heartbeat_zone is duplicate (first declared at " LEVEE_TEST_CONF_FILE
+                     ":9; one zone serves every location of the http block)");
 }
 
 
@@ -59,8 +49,8 @@ heartbeat_sets_the_location_handler(void **state)
 {
     levee_conf_t *h = (levee_conf_t *) *state;
 
-    directive_fails(h, "levee_heartbeat key=$arg_user",
-                    "\"levee_heartbeat\" directive is not allowed here");
+    levee_conf_fails(h, "levee_heartbeat key=$arg_user",
+                     "\"levee_heartbeat\" directive is not allowed here");
 
     levee_conf_location(h);
     assert_null(location_handler(h));
@@ -70,7 +60,8 @@ heartbeat_sets_the_location_handler(void **state)
     assert_non_null(location_handler(h));
     assert_int_equal(levee_message_count(), 1);     /* the refusal in http{} */
 
-    directive_fails(h, "levee_heartbeat key=$arg_user", "\"levee_heartbeat\" directive is duplicate");
+    levee_conf_fails(h, "levee_heartbeat key=$arg_user",
+                     "\"levee_heartbeat\" directive is duplicate");
 }
 
 
@@ -95,7 +86,7 @@ heartbeat_parameter_errors(void **state)
 
     for (const auto &c : cases) {
         levee_conf_location(h);
-        directive_fails(h, c.line, c.message);
+        levee_conf_fails(h, c.line, c.message);
     }
 }
 
@@ -138,8 +129,8 @@ heartbeat_ttls_are_bounded(void **state)
     }
 
     levee_conf_location(h);
-    directive_fails(h, "levee_heartbeat key=$a interval=1s ttl=17s",
-                    "levee_heartbeat: at most 16 different ttl values");
+    levee_conf_fails(h, "levee_heartbeat key=$a interval=1s ttl=17s",
+                     "levee_heartbeat: at most 16 different ttl values");
 }
 
 
@@ -152,7 +143,7 @@ presence_sets_the_location_handler(void **state)
     assert_int_equal(levee_conf_directive(h, "levee_presence"), NGX_OK);
     ngx_http_handler_pt presence = location_handler(h);
     assert_non_null(presence);
-    directive_fails(h, "levee_presence", "\"levee_presence\" directive is duplicate");
+    levee_conf_fails(h, "levee_presence", "\"levee_presence\" directive is duplicate");
 
     levee_conf_location(h);
     assert_int_equal(levee_conf_directive(h, "levee_presence timeout=250ms"), NGX_OK);
@@ -163,12 +154,12 @@ presence_sets_the_location_handler(void **state)
     assert_ptr_not_equal(location_handler(h), presence);
 
     levee_conf_location(h);
-    directive_fails(h, "levee_presence timeout=0", "invalid time in \"timeout=0\"");
+    levee_conf_fails(h, "levee_presence timeout=0", "invalid time in \"timeout=0\"");
     levee_conf_location(h);
-    directive_fails(h, "levee_presence wait=1s", "invalid parameter \"wait=1s\"");
+    levee_conf_fails(h, "levee_presence wait=1s", "invalid parameter \"wait=1s\"");
     levee_conf_location(h);
-    directive_fails(h, "levee_presence timeout=1s timeout=2s",
-                    "invalid number of arguments in \"levee_presence\" directive");
+    levee_conf_fails(h, "levee_presence timeout=1s timeout=2s",
+                     "invalid number of arguments in \"levee_presence\" directive");
 }
 
 

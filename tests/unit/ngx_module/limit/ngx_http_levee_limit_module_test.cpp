@@ -7,18 +7,6 @@
 
 #include <string>
 
-#include "ngx_http_levee_module.h"
-
-
-
-static void
-directive_fails(levee_conf_t *h, const char *line, const char *message)
-{
-    assert_int_equal(levee_conf_directive(h, line), NGX_ERROR);
-    assert_string_equal(levee_last_message(), message);
-    assert_int_equal(levee_last_level(), NGX_LOG_EMERG);
-}
-
 
 static void
 zone_gets_its_shared_memory(void **state)
@@ -83,21 +71,21 @@ zone_rate_errors_name_the_supported_range(void **state)
 {
     levee_conf_t *h = (levee_conf_t *) *state;
 
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1000001r/s",
-                    "invalid rate \"rate=1000001r/s\": the supported rates are 1r/d to "
-                    "1000000r/s");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=0r/m",
-                    "invalid rate \"rate=0r/m\": the supported rates are 1r/d to 1000000r/s");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=5r/w",
-                    "invalid rate \"rate=5r/w\": the unit must be r/s, r/m, r/h or r/d");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=fast",
-                    "invalid rate \"rate=fast\": expected a rate like \"100r/s\", \"1000r/m\", "
-                    "\"500r/h\" or \"100r/d\"");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1000001r/s",
+                     "invalid rate \"rate=1000001r/s\": the supported rates are 1r/d to "
+                     "1000000r/s");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=0r/m",
+                     "invalid rate \"rate=0r/m\": the supported rates are 1r/d to 1000000r/s");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=5r/w",
+                     "invalid rate \"rate=5r/w\": the unit must be r/s, r/m, r/h or r/d");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=fast",
+                     "invalid rate \"rate=fast\": expected a rate like \"100r/s\", \"1000r/m\", "
+                     "\"500r/h\" or \"100r/d\"");
 
     /* the bucket may not outlast a year: 1001 requests at 1 a day */
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1r/d burst=1000",
-                    "levee_limit_zone \"one\": the bucket, (burst + 1) / rate, would span more "
-                    "than 365 days, the most a zone supports; lower burst or raise the rate");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/d burst=1000",
+                     "levee_limit_zone \"one\": the bucket, (burst + 1) / rate, would span more "
+                     "than 365 days, the most a zone supports; lower burst or raise the rate");
 
     assert_int_equal(levee_shm_count(), 0);
 }
@@ -108,26 +96,26 @@ zone_parameter_errors(void **state)
 {
     levee_conf_t *h = (levee_conf_t *) *state;
 
-    directive_fails(h, "levee_limit_zone one rate=1r/s",
-                    "levee_limit_zone \"one\" needs key= and rate=");
-    directive_fails(h, "levee_limit_zone one key=$uri",
-                    "levee_limit_zone \"one\" needs key= and rate=");
-    directive_fails(h, "levee_limit_zone one key= rate=1r/s", "invalid parameter \"key=\"");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1r/s burst=many",
-                    "invalid burst \"burst=many\": a number is expected");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1r/s burst=1000001",
-                    "invalid burst \"burst=1000001\": the number is too large");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1r/s size=lots",
-                    "invalid parameter \"size=lots\"");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1r/s size=16k",
-                    "levee_limit_zone \"one\" is too small: \"size=16k\" leaves no room for one "
-                    "key; the minimum is 32k");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1r/s sync=0",
-                    "invalid parameter \"sync=0\"");
-    directive_fails(h, "levee_limit_zone one key=$uri rate=1r/s scope=planet",
-                    "invalid parameter \"scope=planet\"");
-    directive_fails(h, "levee_limit_zone one",
-                    "invalid number of arguments in \"levee_limit_zone\" directive");
+    levee_conf_fails(h, "levee_limit_zone one rate=1r/s",
+                     "levee_limit_zone \"one\" needs key= and rate=");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri",
+                     "levee_limit_zone \"one\" needs key= and rate=");
+    levee_conf_fails(h, "levee_limit_zone one key= rate=1r/s", "invalid parameter \"key=\"");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s burst=many",
+                     "invalid burst \"burst=many\": a number is expected");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s burst=1000001",
+                     "invalid burst \"burst=1000001\": the number is too large");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s size=lots",
+                     "invalid parameter \"size=lots\"");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s size=16k",
+                     "levee_limit_zone \"one\" is too small: \"size=16k\" leaves no room for one "
+                     "key; the minimum is 32k");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s sync=0",
+                     "invalid parameter \"sync=0\"");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s scope=planet",
+                     "invalid parameter \"scope=planet\"");
+    levee_conf_fails(h, "levee_limit_zone one",
+                     "invalid number of arguments in \"levee_limit_zone\" directive");
 
     assert_int_equal(levee_shm_count(), 0);
     assert_int_equal(levee_conf_directive(h, "levee_limit_zone one key=$uri rate=1r/s "
@@ -142,12 +130,12 @@ zone_declared_twice_says_where_first(void **state)
 
     assert_int_equal(levee_conf_directive(h, "levee_limit_zone api key=$uri rate=1r/s"), NGX_OK);
     assert_int_equal(levee_conf_directive(h, "levee_limit_zone web key=$uri rate=1r/s"), NGX_OK);
-    directive_fails(h, "levee_limit_zone api key=$host rate=5r/s",
-                    "levee_limit_zone \"api\" is already declared in " LEVEE_TEST_CONF_FILE ":1");
+    levee_conf_fails(h, "levee_limit_zone api key=$host rate=5r/s",
+                     "levee_limit_zone \"api\" is already declared in " LEVEE_TEST_CONF_FILE ":1");
 
     levee_conf_location(h);
-    directive_fails(h, "levee_limit_zone other key=$uri rate=1r/s",
-                    "\"levee_limit_zone\" directive is not allowed here");
+    levee_conf_fails(h, "levee_limit_zone other key=$uri rate=1r/s",
+                     "\"levee_limit_zone\" directive is not allowed here");
 }
 
 
@@ -166,21 +154,21 @@ limit_parameters(void **state)
     assert_int_equal(levee_conf_directive(h, "levee_limit c"), NGX_OK);
     assert_int_equal(levee_message_count(), 0);
 
-    directive_fails(h, "levee_limit a", "\"levee_limit\" directive is duplicate");
+    levee_conf_fails(h, "levee_limit a", "\"levee_limit\" directive is duplicate");
 
     levee_conf_location(h);
-    directive_fails(h, "levee_limit a burst=", "invalid burst \"burst=\": a number is expected");
+    levee_conf_fails(h, "levee_limit a burst=", "invalid burst \"burst=\": a number is expected");
     levee_conf_location(h);
-    directive_fails(h, "levee_limit a delay=-1",
-                    "invalid delay \"delay=-1\": a number is expected");
+    levee_conf_fails(h, "levee_limit a delay=-1",
+                     "invalid delay \"delay=-1\": a number is expected");
     levee_conf_location(h);
-    directive_fails(h, "levee_limit a delay=1 delay=2", "invalid delay \"delay=2\"");
+    levee_conf_fails(h, "levee_limit a delay=1 delay=2", "invalid delay \"delay=2\"");
     levee_conf_location(h);
-    directive_fails(h, "levee_limit a nodelay delay=2", "invalid delay \"delay=2\"");
+    levee_conf_fails(h, "levee_limit a nodelay delay=2", "invalid delay \"delay=2\"");
     levee_conf_location(h);
-    directive_fails(h, "levee_limit a delay=2 nodelay", "invalid parameter \"nodelay\"");
+    levee_conf_fails(h, "levee_limit a delay=2 nodelay", "invalid parameter \"nodelay\"");
     levee_conf_location(h);
-    directive_fails(h, "levee_limit a slowly", "invalid parameter \"slowly\"");
+    levee_conf_fails(h, "levee_limit a slowly", "invalid parameter \"slowly\"");
 }
 
 
@@ -190,10 +178,10 @@ limit_needs_a_declared_zone(void **state)
     levee_conf_t *h = (levee_conf_t *) *state;
 
     levee_conf_location(h);
-    directive_fails(h, "levee_limit api",
-                    "unknown levee_limit_zone \"api\" (zones are declared with levee_limit_zone "
-                    "before they are used)");
-    directive_fails(h, "levee_limit", "invalid number of arguments in \"levee_limit\" directive");
+    levee_conf_fails(h, "levee_limit api",
+                     "unknown levee_limit_zone \"api\" (zones are declared with levee_limit_zone "
+                     "before they are used)");
+    levee_conf_fails(h, "levee_limit", "invalid number of arguments in \"levee_limit\" directive");
 }
 
 
@@ -207,9 +195,9 @@ limit_burst_keeps_the_bucket_under_a_year(void **state)
     levee_conf_location(h);
     assert_int_equal(levee_conf_directive(h, "levee_limit slow burst=364"), NGX_OK);
     levee_conf_location(h);
-    directive_fails(h, "levee_limit slow burst=365",
-                    "levee_limit \"slow\": the bucket, (burst + 1) / rate, would span more than "
-                    "365 days, the most a zone supports; lower burst or raise the rate");
+    levee_conf_fails(h, "levee_limit slow burst=365",
+                     "levee_limit \"slow\": the bucket, (burst + 1) / rate, would span more than "
+                     "365 days, the most a zone supports; lower burst or raise the rate");
 }
 
 
@@ -225,9 +213,9 @@ global_zone_refuses_a_location_burst(void **state)
                                              "scope=global"), NGX_OK);
 
     levee_conf_location(h);
-    directive_fails(h, "levee_limit g burst=10", refused);
+    levee_conf_fails(h, "levee_limit g burst=10", refused);
     levee_conf_location(h);
-    directive_fails(h, "levee_limit g delay=10", refused);
+    levee_conf_fails(h, "levee_limit g delay=10", refused);
 
     levee_conf_location(h);
     assert_int_equal(levee_conf_directive(h, "levee_limit g nodelay dry_run"), NGX_OK);

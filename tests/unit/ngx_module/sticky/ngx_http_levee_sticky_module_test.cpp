@@ -5,26 +5,14 @@
 
 #include "conf_harness.h"
 
-#include "ngx_http_levee_module.h"
-
-
-
-static void
-directive_fails(levee_conf_t *h, const char *line, const char *message)
-{
-    assert_int_equal(levee_conf_directive(h, line), NGX_ERROR);
-    assert_string_equal(levee_last_message(), message);
-    assert_int_equal(levee_last_level(), NGX_LOG_EMERG);
-}
-
 
 static void
 sticky_becomes_the_upstream_balancer(void **state)
 {
     levee_conf_t *h = (levee_conf_t *) *state;
 
-    directive_fails(h, "levee_sticky key=$cookie_uid",
-                    "\"levee_sticky\" directive is not allowed here");
+    levee_conf_fails(h, "levee_sticky key=$cookie_uid",
+                     "\"levee_sticky\" directive is not allowed here");
 
     ngx_http_upstream_srv_conf_t *uscf = levee_conf_upstream(h, "backend");
     assert_int_equal(levee_conf_directive(h, "levee_sticky key=$cookie_uid method=ketama "
@@ -38,7 +26,7 @@ sticky_becomes_the_upstream_balancer(void **state)
                                   | NGX_HTTP_UPSTREAM_BACKUP);
     assert_int_equal(levee_message_count(), 1);     /* the refusal in http{} */
 
-    directive_fails(h, "levee_sticky key=$cookie_uid", "\"levee_sticky\" directive is duplicate");
+    levee_conf_fails(h, "levee_sticky key=$cookie_uid", "\"levee_sticky\" directive is duplicate");
 }
 
 
@@ -84,7 +72,7 @@ sticky_parameter_errors(void **state)
 
     for (const auto &c : cases) {
         ngx_http_upstream_srv_conf_t *uscf = levee_conf_upstream(h, "backend");
-        directive_fails(h, c.line, c.message);
+        levee_conf_fails(h, c.line, c.message);
         assert_null(uscf->peer.init_upstream);
     }
 }
@@ -115,14 +103,14 @@ registry_parameters(void **state)
 
     for (const auto &c : cases) {
         levee_conf_upstream(h, "backend");
-        directive_fails(h, c.line, c.message);
+        levee_conf_fails(h, c.line, c.message);
     }
 
     levee_conf_upstream(h, "backend");
     assert_int_equal(levee_conf_directive(h, "levee_sticky_registry on ttl=1s flush=500ms"),
                      NGX_OK);
-    directive_fails(h, "levee_sticky_registry off",
-                    "\"levee_sticky_registry\" directive is duplicate");
+    levee_conf_fails(h, "levee_sticky_registry off",
+                     "\"levee_sticky_registry\" directive is duplicate");
 
     levee_conf_upstream(h, "other");
     assert_int_equal(levee_conf_directive(h, "levee_sticky_registry off"), NGX_OK);
