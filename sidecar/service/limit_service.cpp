@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "cluster_client.hpp"
-#include "keys.hpp"
 #include "event_ptr.hpp"
 #include "core/limit/gcra.hpp"
+#include "keys.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "script.hpp"

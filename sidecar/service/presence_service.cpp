@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "cluster_client.hpp"
-#include "keys.hpp"
 #include "crc16.hpp"
 #include "document_store.hpp"
 #include "event_ptr.hpp"
+#include "keys.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "presence_writer.hpp"

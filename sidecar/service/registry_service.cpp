@@ -91,7 +91,8 @@ void RegistryService::handle(std::uint64_t request_id, const Levee__RegistryBatc
     const std::string px = std::to_string(ttl_ms);
     for (std::size_t i = 0; i < batch.n_entries; i++) {
         const Levee__RegistryEntry &e = *batch.entries[i];
-        std::string key = redis::keys::registry(std::string(reinterpret_cast<const char *>(e.key.data), e.key.len));
+        std::string key =
+            redis::keys::registry(std::string_view(reinterpret_cast<const char *>(e.key.data), e.key.len));
         std::vector<std::string> argv{"SET", key, e.server, "PX", px};
         // Pipelined per node by the cluster client: one round trip per master.
         const bool queued = redis_->command(key, std::move(argv), [this, st, one_done](const redis::Reply &r) {
