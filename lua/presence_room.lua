@@ -3,7 +3,7 @@
 -- share one set and a query drops the expired ones with one
 -- ZREMRANGEBYSCORE. ZADD GT only moves a member forward, so a replay after a
 -- failover is harmless.
--- KEYS[1] = room key, e.g. "levee:r:{lobby}"
+-- KEYS[1] = room key, e.g. "levee:presence:room:{lobby}"
 -- ARGV = expires_ms, user, expires_ms, user, ...
 -- Returns the number of members added or moved forward.
 local n = redis.call('ZADD', KEYS[1], 'GT', 'CH', unpack(ARGV))

@@ -1,6 +1,7 @@
 -- The members online in a room: expired members are removed here, lazily.
--- KEYS[1] = room key, ARGV[1] = now (ms since the epoch), ARGV[2] = how many
--- members to list (those with the latest beats first).
+-- KEYS[1] = room key, "levee:presence:room:{ROOM}"
+-- ARGV[1] = now (ms since the epoch), ARGV[2] = how many members to list
+--           (those with the latest beats first).
 -- Returns {count, member, member, ...}.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 local count = redis.call('ZCARD', KEYS[1])

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 
 from harness import proc  # noqa: E402
 from harness.leveed import Leveed  # noqa: E402
+from harness.levee_keys import registry_key  # noqa: E402
 from harness.mongo_db import MongoDatabase  # noqa: E402
 from harness.nginx import Nginx  # noqa: E402
 from harness.redis_cluster import RedisCluster  # noqa: E402
@@ -132,7 +133,7 @@ Levee is running:
   curl '{url}/presence?user=alice'  '{url}/presence?room=lobby'
   curl http://127.0.0.1:{leveed.metrics_port}/metrics
   {leveectl} --socket {leveed.socket_path} probe KEY VALUE
-  redis-cli -c -p {redis.seeds[0].split(':')[1]} GET 'levee:s:{{alice}}'
+  redis-cli -c -p {redis.seeds[0].split(':')[1]} GET '{registry_key("alice")}'   # where alice's socket lives
 logs: {proc.run_dir()}
 """, flush=True)
         if args.check:

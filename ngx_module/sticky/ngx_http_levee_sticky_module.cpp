@@ -18,7 +18,7 @@
  *     levee_sticky_registry on [ttl=1h] [flush=500ms];
  *
  * records the server chosen for each key in the Redis Cluster, through
- * leveed, as `levee:s:{KEY}` = "host:port" with the TTL: its directive is
+ * leveed, as `levee:registry:{KEY}` = "host:port" with the TTL: its directive is
  * parsed here, the recording and flushing live in
  * ngx_http_levee_sticky_registry.cpp.
  */

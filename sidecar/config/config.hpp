@@ -39,7 +39,7 @@ struct Config {
     // we acknowledged.
     std::uint32_t redis_wait_replicas = 1;
     std::uint32_t redis_wait_timeout_ms = 100;
-    // Hash-tag buckets of presence keys (levee:p:{bN}:TTL, N = CRC16(USER) mod this).
+    // Hash-tag buckets of presence keys (levee:presence:{bN}:TTL, N = CRC16(USER) mod this).
     // Every leveed writing to one cluster must use the same value.
     std::uint32_t presence_buckets = 64;
 

@@ -7,6 +7,7 @@
 #include "cluster_client.hpp"
 #include "event_ptr.hpp"
 #include "core/limit/gcra.hpp"
+#include "keys.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "script.hpp"
@@ -92,11 +93,6 @@ LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_
 
 LimitService::~LimitService() = default;
 
-std::string LimitService::bucket_key(const std::string &zone, const std::string &key, std::uint64_t period_us,
-                                     std::uint32_t capacity) {
-    return "levee:limit:{" + zone + ":" + key + "}:" + std::to_string(period_us) + ":" + std::to_string(capacity);
-}
-
 std::uint32_t LimitService::grant_locally(const std::string &bucket, const Levee__LimitLeaseEntry &e) {
     const std::int64_t now = now_us();
     if (local_.size() > kLocalSweepAt) {
@@ -133,7 +129,7 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
         for (std::size_t i = 0; i < request.n_entries; i++) {
             Grant &g = st->grants[i];
             const Levee__LimitLeaseEntry &e = *request.entries[i];
-            g.granted = grant_locally(bucket_key(g.zone, g.key, e.period_us, e.capacity), e);
+            g.granted = grant_locally(redis::keys::limit_bucket(g.zone, g.key, e.period_us, e.capacity), e);
             total += g.granted;
         }
         metrics_.inc("leveed_limit_leases_total", {{"result", "ok"}}, static_cast<double>(request.n_entries));
@@ -171,7 +167,7 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
     for (std::size_t i = 0; i < request.n_entries; i++) {
         const Levee__LimitLeaseEntry &e = *request.entries[i];
         Grant &g = st->grants[i];
-        g.bucket = bucket_key(g.zone, g.key, e.period_us, e.capacity);
+        g.bucket = redis::keys::limit_bucket(g.zone, g.key, e.period_us, e.capacity);
 
         auto late = late_.find(g.bucket);
         if (late != late_.end()) {

@@ -41,13 +41,6 @@ class LimitService {
 
     void handle(std::uint64_t request_id, const Levee__LimitLeaseRequest &request, Reply reply);
 
-    // The Redis key of a bucket: the hash tag keeps it on one slot. The
-    // zone's rate (period) and capacity are part of it: while a rolling
-    // reload runs instances with the old and the new rate, each rate spends
-    // its own bucket, never one TAT read under two periods.
-    static std::string bucket_key(const std::string &zone, const std::string &key, std::uint64_t period_us,
-                                  std::uint32_t capacity);
-
   private:
     std::uint32_t grant_locally(const std::string &bucket, const Levee__LimitLeaseEntry &e);
 

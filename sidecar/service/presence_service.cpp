@@ -10,6 +10,7 @@
 #include "crc16.hpp"
 #include "document_store.hpp"
 #include "event_ptr.hpp"
+#include "keys.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "presence_writer.hpp"
@@ -49,14 +50,6 @@ struct BatchState {
 
 std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets) {
     return static_cast<std::uint16_t>(redis::crc16(user) % buckets);
-}
-
-std::string presence_key(std::uint16_t bucket, std::int64_t ttl_ms) {
-    return "levee:p:{b" + std::to_string(bucket) + "}:" + std::to_string(ttl_ms);
-}
-
-std::string room_key(const std::string &room) {
-    return "levee:r:{" + room + "}";
 }
 
 PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
@@ -146,7 +139,7 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         std::vector<std::string> &zadd = buckets[bucket_of[i]];
         if (zadd.empty()) {
             zadd.reserve(3 + 2 * std::size_t{per_bucket[bucket_of[i]]});
-            zadd = {"ZADD", presence_key(bucket_of[i], ttl_ms), "GT"};
+            zadd = {"ZADD", redis::keys::presence_bucket(bucket_of[i], ttl_ms), "GT"};
         }
         zadd.push_back(std::to_string(records[i].last_seen_ms + ttl_ms));
         zadd.push_back(std::move(records[i].user)); // the spool has its copy already
@@ -204,7 +197,7 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         }
     }
     for (auto &[room, args] : rooms) {
-        if (!room_beat_->run({room_key(room)}, std::move(args), answered)) {
+        if (!room_beat_->run({redis::keys::room(room)}, std::move(args), answered)) {
             refused();
         }
     }
@@ -232,7 +225,7 @@ PresenceService::maintenance(const std::map<std::uint16_t, std::vector<std::stri
     };
     const std::string ttl = std::to_string(ttl_ms);
     if (due("ttl:" + ttl)) {
-        out.push_back({"SADD", kPresenceTtlsKey, ttl});
+        out.push_back({"SADD", std::string(redis::keys::kPresenceTtlsKey), ttl});
     }
     for (const auto &[bucket, zadd] : buckets) {
         if (due(zadd[1])) {
@@ -392,7 +385,7 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
             }
             done(reply);
         };
-        if (!room_query_->run({room_key(a->room)}, {std::to_string(now), std::to_string(limit)}, on_answer)) {
+        if (!room_query_->run({redis::keys::room(a->room)}, {std::to_string(now), std::to_string(limit)}, on_answer)) {
             a->error = too_many;
             done(reply);
         }
@@ -425,7 +418,7 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
         };
         for (const std::int64_t ttl : ttls) {
             for (const auto &[bucket, indexes] : by_bucket) {
-                std::vector<std::string> argv = {"ZMSCORE", presence_key(bucket, ttl)};
+                std::vector<std::string> argv = {"ZMSCORE", redis::keys::presence_bucket(bucket, ttl)};
                 for (const std::size_t i : indexes) {
                     argv.push_back(a->users[i]);
                 }
@@ -461,7 +454,8 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
         }
         finish_one();
     };
-    if (!redis_->command(kPresenceTtlsKey, {"SMEMBERS", kPresenceTtlsKey}, on_ttls)) {
+    if (!redis_->command(redis::keys::kPresenceTtlsKey, {"SMEMBERS", std::string(redis::keys::kPresenceTtlsKey)},
+                         on_ttls)) {
         a->error = too_many;
         done(reply);
     }

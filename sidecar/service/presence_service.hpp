@@ -45,15 +45,10 @@ constexpr std::uint16_t kDefaultPresenceBuckets = 64;
 // Bucket of a user: CRC16 (Redis's own hash) of the user id, mod `buckets`.
 std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets);
 
-// The online set of a bucket's users who beat with one ttl:
-// "levee:p:{b<bucket>}:<ttl_ms>", a ZSET of users scored by when they expire.
-// The ttl is in the name so that last_seen = score - ttl.
-std::string presence_key(std::uint16_t bucket, std::int64_t ttl_ms);
-// The SET of the ttls (ms) that presence keys exist for: a query reads it to
-// know which keys a user can be in.
-constexpr const char *kPresenceTtlsKey = "levee:p:ttls";
-// The online set of a room: a ZSET of users scored by when they expire.
-std::string room_key(const std::string &room);
+// Keys: redis::keys::presence_bucket (one ZSET per bucket and ttl, the ttl
+// in the name so that last_seen = score - ttl), kPresenceTtlsKey (the SET of
+// the ttls that presence keys exist for: a query reads it to know which keys
+// a user can be in) and redis::keys::room.
 
 constexpr std::size_t kMaxPresenceUserBytes = 256;
 
@@ -99,7 +94,7 @@ class PresenceService {
         std::int64_t expires_ms;
     };
     std::unordered_map<std::string, Local> local_;
-    // When each presence key's expiry and each ttl's entry in kPresenceTtlsKey
+    // When each presence key's expiry and each ttl's entry in redis::keys::kPresenceTtlsKey
     // were last written (wall ms): both are refreshed now and then, not per batch.
     std::unordered_map<std::string, std::int64_t> maintained_;
     // room -> user -> expires_ms; expired members are dropped by queries

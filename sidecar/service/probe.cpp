@@ -5,6 +5,7 @@
 #include "cluster_client.hpp"
 #include "crc16.hpp"
 #include "document_store.hpp"
+#include "keys.hpp"
 #include "log.hpp"
 
 namespace levee {
@@ -68,7 +69,8 @@ std::string json_escape(const std::string &s) {
 }
 
 void probe_redis(redis::ClusterClient &redis, const std::shared_ptr<ProbeState> &st) {
-    st->redis_slot = redis::key_slot(st->key);
+    const std::string key = redis::keys::probe(st->key);
+    st->redis_slot = redis::key_slot(key);
     for (const auto &m : redis.masters()) {
         for (const auto &[lo, hi] : m.slot_ranges) {
             if (static_cast<int>(st->redis_slot) >= lo && static_cast<int>(st->redis_slot) <= hi) {
@@ -76,13 +78,13 @@ void probe_redis(redis::ClusterClient &redis, const std::shared_ptr<ProbeState> 
             }
         }
     }
-    const bool queued = redis.command(st->key, {"SET", st->key, st->value}, [&redis, st](const redis::Reply &r) {
+    const bool queued = redis.command(key, {"SET", key, st->value}, [&redis, key, st](const redis::Reply &r) {
         if (r.type == redis::Reply::Type::Error) {
             st->fail("redis SET: " + r.str);
             st->finish_one();
             return;
         }
-        const bool again = redis.command(st->key, {"GET", st->key}, [st](const redis::Reply &g) {
+        const bool again = redis.command(key, {"GET", key}, [st](const redis::Reply &g) {
             if (g.type == redis::Reply::Type::String) {
                 st->redis_value = g.str;
             } else {

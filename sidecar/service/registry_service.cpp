@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cluster_client.hpp"
+#include "keys.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 
@@ -47,7 +48,7 @@ RegistryService::RegistryService(redis::ClusterClient *redis, Metrics &metrics) 
 }
 
 std::string RegistryService::lookup(const std::string &key) const {
-    auto it = local_.find(redis_key(key));
+    auto it = local_.find(redis::keys::registry(key));
     if (it == local_.end() || it->second.second <= now_ms()) {
         return "";
     }
@@ -73,7 +74,7 @@ void RegistryService::handle(std::uint64_t request_id, const Levee__RegistryBatc
         for (std::size_t i = 0; i < batch.n_entries; i++) {
             const Levee__RegistryEntry &e = *batch.entries[i];
             const std::string key(reinterpret_cast<const char *>(e.key.data), e.key.len);
-            local_[redis_key(key)] = {e.server, now + ttl_ms};
+            local_[redis::keys::registry(key)] = {e.server, now + ttl_ms};
         }
         st->written = static_cast<std::uint32_t>(batch.n_entries);
         metrics_.inc("leveed_registry_entries_total", {{"result", "ok"}}, static_cast<double>(batch.n_entries));
@@ -90,7 +91,8 @@ void RegistryService::handle(std::uint64_t request_id, const Levee__RegistryBatc
     const std::string px = std::to_string(ttl_ms);
     for (std::size_t i = 0; i < batch.n_entries; i++) {
         const Levee__RegistryEntry &e = *batch.entries[i];
-        std::string key = redis_key(std::string(reinterpret_cast<const char *>(e.key.data), e.key.len));
+        std::string key =
+            redis::keys::registry(std::string_view(reinterpret_cast<const char *>(e.key.data), e.key.len));
         std::vector<std::string> argv{"SET", key, e.server, "PX", px};
         // Pipelined per node by the cluster client: one round trip per master.
         const bool queued = redis_->command(key, std::move(argv), [this, st, one_done](const redis::Reply &r) {

@@ -1,7 +1,7 @@
 // The connection registry: records, for each sticky key (user), the upstream
 // server nginx sent it to, so application servers can find where a user's
-// socket lives. In Redis: `SET levee:s:{key} server PX ttl`; the hash tag is
-// the whole key, so an application computes the slot from the key alone.
+// socket lives. In Redis: `SET levee:registry:{KEY} server PX ttl`
+// (redis::keys::registry).
 // Standalone (no Redis) the records live in this process.
 #pragma once
 
@@ -28,8 +28,6 @@ class RegistryService {
 
     // Acknowledges once every entry was answered by Redis (or failed).
     void handle(std::uint64_t request_id, const Levee__RegistryBatch &batch, Reply reply);
-
-    static std::string redis_key(const std::string &key) { return "levee:s:{" + key + "}"; }
 
     // Standalone only: the server recorded for a key, "" if none or expired.
     std::string lookup(const std::string &key) const;

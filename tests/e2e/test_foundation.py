@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from harness.levee_keys import probe_key
 from harness.wait import wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -258,7 +259,7 @@ def test_leveed_writes_and_reads_back_every_redis_master_and_the_database(
         assert out["redis_value"] == value
         assert value in out["document"]
         # read back independently: the owning master answers without a redirect
-        assert redis_cluster.cli(master_port, "GET", key).strip() == value
+        assert redis_cluster.cli(master_port, "GET", probe_key(key)).strip() == value
         doc = mongo_db.find_one("levee", "probes", {"_id": key})
         assert doc is not None and doc["value"] == value
 

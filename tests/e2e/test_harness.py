@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import proc
+from harness import levee_keys, proc
 from harness.mongo_db import MongoDatabase
 from harness.mongo_wire import Int64, ObjectId, decode_bson, encode_bson
 from harness.nginx import Nginx
@@ -308,3 +308,31 @@ def test_leveed_wrapper(make_leveed):
     d.stop()
     assert "stopped exit_code=0" in d.log() and not pid_alive(d.proc.pid)
     d.stop()
+
+
+# ---------------------------------------------------------------- levee_keys
+
+def test_levee_keys_come_from_the_cpp_header():
+    """The harness's key names are sidecar/redis/keys.hpp's, not a copy."""
+    with open(levee_keys.KEYS_HPP, encoding="utf-8") as f:
+        header = f.read()
+    for key, prefix in [(levee_keys.limit_key("z", "k", 1, 2), levee_keys.LIMIT_PREFIX),
+                        (levee_keys.presence_key("alice"), levee_keys.PRESENCE_PREFIX),
+                        (levee_keys.room_key("lobby"), levee_keys.ROOM_PREFIX),
+                        (levee_keys.registry_key("alice"), levee_keys.REGISTRY_PREFIX),
+                        (levee_keys.probe_key("p"), levee_keys.PROBE_PREFIX)]:
+        assert key.startswith(prefix) and f'"{prefix}"' in header, (key, prefix)
+    assert f'"{levee_keys.PRESENCE_TTLS_KEY}"' in header
+    # the ids, not the prefix, are the hash tags
+    assert key_hash_slot(levee_keys.registry_key("alice")) == key_hash_slot("alice")
+    assert key_hash_slot(levee_keys.presence_key("alice", 60000)) == \
+        key_hash_slot(levee_keys.presence_key("alice", 180000))
+
+
+def test_levee_keys_fails_loudly_when_a_name_is_gone(tmp_path):
+    with open(levee_keys.KEYS_HPP, encoding="utf-8") as f:
+        header = f.read()
+    renamed = tmp_path / "keys.hpp"
+    renamed.write_text(header.replace("kRegistryPrefix", "kStickyPrefix"))
+    with pytest.raises(ImportError, match="kRegistryPrefix"):
+        levee_keys._constants(str(renamed))

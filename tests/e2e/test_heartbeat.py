@@ -22,7 +22,7 @@ import pytest
 
 from harness.leveed import wait_linked
 from harness.wait import wait_until
-from harness.levee_keys import last_seen, presence_key
+from harness.levee_keys import PRESENCE_TTLS_KEY, last_seen, presence_key, room_key
 
 CONF = """
     levee_sidecar unix:$sock;
@@ -179,7 +179,7 @@ def test_presence_in_the_redis_cluster_moves_forward_and_expires(redis_cluster, 
     score = redis_cluster.cli(redis_cluster.master_for_key(key), "ZSCORE", key, "alice")
     assert abs(last_seen(score) - now) < 10000, score
     assert 180000 < int(redis_cluster.cli(redis_cluster.master_for_key(key), "PTTL", key)) <= 240000
-    ttls_key = "levee:p:ttls"
+    ttls_key = PRESENCE_TTLS_KEY
     # every ttl in use is where queries look (other tests of the session may have added theirs)
     assert {"1500", "180000", "600000"} <= set(
         redis_cluster.cli(redis_cluster.master_for_key(ttls_key), "SMEMBERS", ttls_key).split())
@@ -195,7 +195,7 @@ def test_presence_in_the_redis_cluster_moves_forward_and_expires(redis_cluster, 
     assert query(ngx, "user=bob")[1]["online"] is False
     # erin's membership of the room expired with her ttl: dropped by the query
     assert query(ngx, f"room={room}")[1] == {"room": room, "count": 1, "members": ["alice"]}
-    key = f"levee:r:{{{room}}}"
+    key = room_key(room)
     assert redis_cluster.cli(redis_cluster.master_for_key(key), "ZSCORE", key, "erin") == ""
 
     # leveed stuck: the query is answered 504 at its timeout (2 s), the worker free meanwhile

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from harness.levee_keys import limit_key
 from harness.leveed import wait_linked
 from harness.wait import wait_until
 
@@ -128,7 +129,7 @@ def test_the_bucket_lives_in_redis(redis_cluster, make_leveed, make_nginx):
     _, ngx = start(make_leveed, make_nginx, redis_cluster.seeds, rate="1r/m", burst=1)
     key = uuid.uuid4().hex
     passes(ngx, key, 1)
-    bucket = f"levee:limit:{{g:{key}}}:60000000:2"    # 1 r/m, burst=1
+    bucket = limit_key("g", key, 60000000, 2)    # 1 r/m, burst=1
     tat = wait_until(lambda: redis_cluster.cli(redis_cluster.ports[0], "GET", bucket, cluster_mode=True),
                      timeout=5)
     # the bucket's theoretical arrival time, in microseconds of the master's clock

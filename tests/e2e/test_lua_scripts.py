@@ -11,6 +11,7 @@ import time
 import pytest
 
 from harness import proc
+from harness.levee_keys import limit_key, room_key
 from harness.ports import free_port
 
 LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lua")
@@ -55,7 +56,7 @@ def test_every_script_has_a_test_here():
 # ---------------------------------------------------------------- presence_room(_query)
 
 def test_presence_room_only_moves_members_forward(redis):
-    room = "levee:r:{lobby}"
+    room = room_key("lobby")
     now = int(time.time() * 1000)
     assert redis.script("presence_room", [room], [now + 60000, "ann", now + 60000, "ben"]) == "2"
     # an older expiry for ann (a replay) is ignored, a newer one for ben moves him
@@ -67,7 +68,7 @@ def test_presence_room_only_moves_members_forward(redis):
 
 
 def test_presence_room_query_drops_expired_members(redis):
-    room = "levee:r:{hall}"
+    room = room_key("hall")
     now = int(time.time() * 1000)
     redis.script("presence_room", [room], [now - 5, "gone", now + 30000, "old", now + 60000, "new"])
     out = redis.script("presence_room_query", [room], [now, 10]).split("\n")
@@ -80,8 +81,8 @@ def test_presence_room_query_drops_expired_members(redis):
 # ---------------------------------------------------------------- limit_lease
 
 def bucket(name: str, period_us: int, capacity: int) -> str:
-    """The key leveed gives the script (LimitService::bucket_key)."""
-    return f"levee:limit:{{z:{name}}}:{period_us}:{capacity}"
+    """The key leveed gives the script (redis::keys::limit_bucket)."""
+    return limit_key("z", name, period_us, capacity)
 
 
 def test_limit_lease_grants_at_most_the_burst_at_once(redis):

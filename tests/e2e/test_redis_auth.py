@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from harness import build
-from harness.levee_keys import presence_key
+from harness.levee_keys import presence_key, probe_key
 from harness.redis_cluster import RedisCluster
 
 # A space inside: AUTH must carry it as one argument, the config file keep it.
@@ -50,7 +50,7 @@ def probe_ok(levee_build, leveed, cluster, key: str, value: str) -> None:
     out = dict(line.split("=", 1) for line in r.stdout.strip().splitlines())
     assert out["redis_value"] == value, r.stdout
     # read back on its own, with the password
-    assert cluster.cli(cluster.master_for_key(key), "GET", key) == value
+    assert cluster.cli(cluster.master_for_key(probe_key(key)), "GET", probe_key(key)) == value
 
 
 def metric(leveed, name: str) -> float:

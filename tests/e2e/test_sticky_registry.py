@@ -1,5 +1,5 @@
 """levee_sticky_registry: the server levee_sticky chose for each user is
-written through leveed into the Redis Cluster as ``levee:s:{user}`` with a
+written through leveed into the Redis Cluster as ``levee:registry:{user}`` (``harness.levee_keys.registry_key``) with a
 TTL, follows the user when their server goes down and comes back, costs one
 write per user and flush interval, and bad directives fail ``nginx -t``."""
 
@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from harness.levee_keys import registry_key
 from harness.wait import wait_until
 
 USERS = [f"reg-user{i}" for i in range(30)]
@@ -45,12 +46,12 @@ def served_by(ngx, uid: str) -> str:
 
 
 def registered(rc, uid: str) -> str:
-    key = f"levee:s:{{{uid}}}"
+    key = registry_key(uid)
     return rc.cli(rc.master_for_key(key), "GET", key)
 
 
 def pttl(rc, uid: str) -> int:
-    key = f"levee:s:{{{uid}}}"
+    key = registry_key(uid)
     return int(rc.cli(rc.master_for_key(key), "PTTL", key))
 
 

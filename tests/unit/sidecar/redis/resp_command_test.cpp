@@ -13,7 +13,7 @@ TEST(RespCommand, WireForm) {
 }
 
 TEST(RespCommand, SameBytesAsHiredis) {
-    std::vector<std::string> argv = {"ZADD", "levee:p:{b7}:180000", "GT"};
+    std::vector<std::string> argv = {"ZADD", "levee:presence:{b7}:180000", "GT"};
     for (int i = 0; i < 1200; i++) {  // more than 999 arguments: four-digit counts
         argv.push_back(std::to_string(1795446540247LL + i));
         argv.push_back("user-" + std::string(static_cast<std::size_t>(i % 40), 'x'));

@@ -61,11 +61,5 @@ TEST(LimitService, StandaloneGrantsEachTokenOnce) {
     EXPECT_EQ(metrics.value("leveed_limit_tokens_granted_total"), 6.0);
 }
 
-TEST(LimitService, BucketKeysShareOneSlotPerKey) {
-    EXPECT_EQ(LimitService::bucket_key("per_ip", "1.2.3.4", 100000, 11), "levee:limit:{per_ip:1.2.3.4}:100000:11");
-    EXPECT_NE(LimitService::bucket_key("per_ip", "1.2.3.4", 100000, 11),
-              LimitService::bucket_key("per_ip", "1.2.3.4", 50000, 11));
-}
-
 } // namespace
 } // namespace levee

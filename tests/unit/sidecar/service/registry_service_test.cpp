@@ -37,10 +37,6 @@ Levee__RegistryAck write(RegistryService &svc, const std::vector<std::pair<std::
     return out;
 }
 
-TEST(RegistryService, KeyFormatIsAHashTagOfTheWholeKey) {
-    EXPECT_EQ(RegistryService::redis_key("alice"), "levee:s:{alice}");
-}
-
 TEST(RegistryService, StandaloneKeepsLatestServerUntilTheTtl) {
     Metrics metrics;
     RegistryService svc(nullptr, metrics);
