@@ -2,7 +2,7 @@
  * The connection registry of levee_sticky (levee_sticky_registry on): the
  * request stores the server chosen for its key in a per-worker buffer, the
  * worker's flush timer sends the buffer to leveed in batches, leveed writes
- * `levee:s:{KEY}` to the Redis Cluster and acks. When to flush and what is
+ * `levee:registry:{KEY}` to the Redis Cluster and acks. When to flush and what is
  * lost is decided by core/sticky/registry_flush.hpp; what is logged, by
  * core/sticky/registry_report.hpp.
  */
