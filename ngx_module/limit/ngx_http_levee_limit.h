@@ -19,6 +19,13 @@ extern "C" {
 #include "core/limit/rate_parse.hpp"
 
 
+#define NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN    0
+#define NGX_HTTP_LEVEE_LIMIT_FAIL_CLOSED  1
+
+/* the smallest levee_limit_zone size= that holds a key */
+#define NGX_HTTP_LEVEE_LIMIT_MIN_SIZE     (8 * 4096)
+
+
 typedef struct {
     ngx_str_t                    name;
     ngx_shm_zone_t              *shm_zone;
@@ -88,6 +95,14 @@ typedef struct {
 
 extern "C" ngx_module_t  ngx_http_levee_limit_module;
 
+
+/* ngx_http_levee_limit_conf.cpp: the configuration and directive parsers */
+void *ngx_http_levee_limit_create_main_conf(ngx_conf_t *cf);
+void *ngx_http_levee_limit_create_loc_conf(ngx_conf_t *cf);
+char *ngx_http_levee_limit_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
+char *ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_levee_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_levee_limit_check_sidecar(ngx_conf_t *cf);
 
 /* ngx_http_levee_limit_ctx.cpp: the request's decisions, across redirects */
 ngx_http_levee_limit_ctx_t *ngx_http_levee_limit_create_ctx(ngx_http_request_t *r,
