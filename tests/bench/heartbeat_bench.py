@@ -67,6 +67,9 @@ CASES = {
                        "levee_heartbeat key=$arg_u ttl=180s interval=60s flush=250ms;"),
 }
 
+# levee_presence needs levee_sidecar (nginx -t says so): only levee cases have it
+PRESENCE = "location = /presence { allow 127.0.0.1; deny all; levee_presence; }"
+
 BODY = """
     access_log off;
     %s
@@ -74,7 +77,7 @@ BODY = """
     server {
         listen 127.0.0.1:$port;
         location = /hb { %s }
-        location = /presence { levee_presence; }
+        %s
     }
 """
 
@@ -124,7 +127,7 @@ def main() -> int:
             names = list(CASES)
             for name in names[rnd % len(names):] + names[:rnd % len(names)]:
                 http_conf, loc_conf = CASES[name]
-                ngx = Nginx(BODY % (http_conf, loc_conf), module, workers=args.workers, ports=("port", "back"),
+                ngx = Nginx(BODY % (http_conf, loc_conf, PRESENCE if "levee_sidecar" in http_conf else ""), module, workers=args.workers, ports=("port", "back"),
                             error_log_level="warn", sock=leveed.socket_path)
                 ngx.start()
                 try:
@@ -164,7 +167,7 @@ def main() -> int:
         # Shared memory per user: fill a 4 MB zone with leveed absent until it refuses.
         ngx = Nginx(BODY % ("levee_sidecar unix:/nonexistent/leveed.sock;\n"
                             "levee_heartbeat_zone size=4m backlog=10000000;",
-                            "levee_heartbeat key=$arg_u ttl=180s;"),
+                            "levee_heartbeat key=$arg_u ttl=180s;", PRESENCE),
                     module, workers=args.workers, ports=("port", "back"), error_log_level="crit")
         ngx.start()
         try:
