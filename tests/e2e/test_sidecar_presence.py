@@ -156,3 +156,27 @@ def test_scripts_are_reloaded_after_script_flush(redis_cluster, make_leveed, lev
     assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
     key = presence_key("after-flush")
     assert redis_cluster.cli(redis_cluster.master_for_key(key), "ZSCORE", key, "after-flush")
+
+
+def test_a_full_spool_costs_the_database_copy_not_the_ack(redis_cluster, make_mongo_db, make_leveed, levee_build,
+                                                          tmp_path):
+    """spool_max_bytes reached while the database is away: every batch is
+    still acknowledged at once and in Redis; what the spool could not take is
+    counted and said once (it used to fail every ack, Redis included)."""
+    mongo = make_mongo_db()
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
+                         settings={"mongo_flush_ms": 200, "spool_max_bytes": "1m"})
+    mongo._stop()
+    out = tmp_path / "acked.txt"
+    stream = start_stream(levee_build, leveed, 4, out)
+    stream_out, _ = stream.communicate(timeout=60)
+    assert stream.returncode == 0, stream_out
+    assert "resends=0" in stream_out, f"a batch was refused: {stream_out}"
+    expected = acknowledged(out)
+    assert len(expected) == USERS
+    assert_redis_holds(redis_cluster, expected)
+    wait_until(lambda: metric(leveed, 'leveed_spool_dropped_records_total{reason="full"}') > 0, timeout=15,
+               message="records counted as dropped by a full spool")
+    assert metric(leveed, "leveed_spool_pending_bytes") <= 1 << 20
+    assert len(re.findall(r" warn spool_dropping reason=full ", leveed.log())) == 1, leveed.log()[-3000:]
+    mongo.restart()
