@@ -183,6 +183,9 @@ Resync find_next_record(SegmentFile &file, std::uint64_t bad, std::uint64_t limi
         if (q == nullptr) {
             return Resync::kError;
         }
+        if (avail < kHeader + 12) {
+            return Resync::kNone; // the file ends here (shorter than `limit` if it was cut behind our back)
+        }
         if (plausible(q, avail) && check_record(q, avail, r, size, why) == Check::kOk) {
             found = at;
             return Resync::kFound;
