@@ -2,8 +2,9 @@
 // MongoDB write-behind) and into the Redis Cluster with its TTL, and a record
 // with a room into that room's online set; the batch is acknowledged only
 // when Redis holds all of them. A spool that cannot take a batch does not
-// hold up the ack: only the database's copy is lost (see SpoolFeed). Presence queries read the same keys. Standalone
-// (no Redis), presence lives in this process's memory.
+// hold up the ack: only the database's copy is lost (see SpoolFeed).
+// Presence queries read the same keys. Standalone (no Redis), presence lives
+// in this process's memory.
 //
 // In Redis a user's presence is a member of a ZSET scored by when it expires
 // (last_seen + ttl), like a room's members: one ZADD GT records all of a

@@ -68,7 +68,7 @@ struct SpoolOptions {
 enum class SpoolRefusal {
     kNone,
     kFull, // max_bytes would be passed
-    kDisk  // the file system failed: no space, a file size limit, an I/O error
+    kDisk  // the file system failed (no space, a file size limit, an I/O error), or a field is over 64 KiB
 };
 
 // Encodes/decodes one record's payload; exposed for tests and the fuzzer.
