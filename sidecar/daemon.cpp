@@ -208,14 +208,31 @@ bool Daemon::Parts::start_mongo() {
     so.fsync = config.spool_fsync == "always"  ? SpoolFsync::kAlways
                : config.spool_fsync == "never" ? SpoolFsync::kNever
                                                : SpoolFsync::kInterval;
+    so.max_bytes = config.spool_max_bytes;
+    metrics.describe("leveed_spool_corrupt_records_total", "counter",
+                     "Damaged spans of the spool skipped (each held one record or more), never written to MongoDB.");
+    so.on_damage = [this](const SpoolDamage &d) {
+        if (d.kind == SpoolDamage::Kind::kTornTail) {
+            log::warn("spool_torn_tail_cut", {{"file", d.file}, {"offset", d.offset}, {"bytes", d.bytes}});
+            return;
+        }
+        metrics.inc("leveed_spool_corrupt_records_total");
+        log::error("spool_corrupt_record", {{"segment", d.segment},
+                                            {"offset", d.offset},
+                                            {"bytes", d.bytes},
+                                            {"file", d.file},
+                                            {"error", d.reason},
+                                            {"lost", "the records in these bytes never reach MongoDB"}});
+    };
     spool = Spool::open(so, error);
     if (!spool) {
         log::error("startup_failed", {{"reason", "spool: " + error}});
         return false;
     }
-    log::info(
-        "spool_opened",
-        {{"dir", config.spool_dir}, {"pending_records", spool->pending_records()}, {"fsync", config.spool_fsync}});
+    log::info("spool_opened", {{"dir", config.spool_dir},
+                               {"pending_records", spool->pending_records()},
+                               {"fsync", config.spool_fsync},
+                               {"max_bytes", config.spool_max_bytes}});
     PresenceWriterOptions wo;
     wo.database = config.mongo_database;
     wo.flush_ms = config.mongo_flush_ms;
@@ -332,6 +349,9 @@ void Daemon::Parts::apply_live(const Config &before) {
     }
     if (presence_writer) {
         presence_writer->set_flush_ms(config.mongo_flush_ms);
+    }
+    if (spool) {
+        spool->set_max_bytes(config.spool_max_bytes);
     }
     if (redis) {
         redis->set_wait(static_cast<int>(config.redis_wait_replicas), static_cast<int>(config.redis_wait_timeout_ms));

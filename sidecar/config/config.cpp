@@ -38,16 +38,16 @@ bool parse_u32(const std::string &v, std::uint32_t min, std::uint32_t max, std::
     return true;
 }
 
-// Sizes accept k/m suffixes (binary), as nginx does.
-bool parse_size(const std::string &v, std::uint32_t min, std::uint32_t max, std::uint32_t &out) {
+// Sizes accept k/m/g suffixes (binary), as nginx does.
+bool parse_size64(const std::string &v, std::uint64_t min, std::uint64_t max, std::uint64_t &out) {
     if (v.empty()) {
         return false;
     }
     std::uint64_t mult = 1;
     std::string digits = v;
     const char last = static_cast<char>(std::tolower(static_cast<unsigned char>(v.back())));
-    if (last == 'k' || last == 'm') {
-        mult = last == 'k' ? 1024 : 1024 * 1024;
+    if (last == 'k' || last == 'm' || last == 'g') {
+        mult = last == 'k' ? 1024 : last == 'm' ? 1024 * 1024 : 1024 * 1024 * 1024;
         digits.pop_back();
     }
     std::uint32_t n;
@@ -58,7 +58,16 @@ bool parse_size(const std::string &v, std::uint32_t min, std::uint32_t max, std:
     if (total < min || total > max) {
         return false;
     }
-    out = static_cast<std::uint32_t>(total);
+    out = total;
+    return true;
+}
+
+bool parse_size(const std::string &v, std::uint32_t min, std::uint32_t max, std::uint32_t &out) {
+    std::uint64_t n;
+    if (!parse_size64(v, min, max, n)) {
+        return false;
+    }
+    out = static_cast<std::uint32_t>(n);
     return true;
 }
 
@@ -199,6 +208,13 @@ const std::map<std::string, Setter> &setters() {
              }
              c.spool_fsync = v;
              return "";
+         }},
+        {"spool_max_bytes",
+         [](const std::string &v, Config &c) -> std::string {
+             // At least one largest frame's worth of records, or no batch would ever fit.
+             return parse_size64(v, 1u << 20, std::uint64_t{1} << 50, c.spool_max_bytes)
+                        ? ""
+                        : "spool_max_bytes must be a size from 1m to 1048576g (k, m, g suffixes)";
          }},
         {"spool_fsync_interval_ms",
          [](const std::string &v, Config &c) -> std::string {

@@ -32,6 +32,9 @@ struct Config {
     std::string spool_dir = "/var/lib/levee/spool";
     std::string spool_fsync = "interval"; // always | interval | never
     std::uint32_t spool_fsync_interval_ms = 100;
+    // Bound on the spool's bytes not yet in the database; past it presence
+    // batches are still acknowledged, without their MongoDB copy.
+    std::uint64_t spool_max_bytes = std::uint64_t{1} << 30;
     std::uint32_t mongo_flush_ms = 1000;    // write-behind interval
     std::uint32_t mongo_ttl_s = 30 * 86400; // presence documents expire after this
     // Redis replicates asynchronously: WAIT for this many replicas after each

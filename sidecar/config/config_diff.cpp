@@ -69,6 +69,7 @@ const std::vector<Setting> &settings() {
         restart("spool_dir", &Config::spool_dir),
         restart("spool_fsync", &Config::spool_fsync),
         live("spool_fsync_interval_ms", &Config::spool_fsync_interval_ms),
+        live("spool_max_bytes", &Config::spool_max_bytes),
         restart("metrics_listen", &Config::metrics_listen),
         live("log_file", &Config::log_file),
         live("log_level", &Config::log_level),

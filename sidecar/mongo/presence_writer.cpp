@@ -113,12 +113,17 @@ bool PresenceWriter::write_once(bool &wrote_any) {
     SpoolPosition next;
     std::string error;
     if (!spool_.read(from, options_.max_batch, records, next, error)) {
-        // Never skip past a bad record: stop and say so.
+        // An I/O error: damage is skipped (and reported) by the spool itself.
         metrics_.inc("leveed_mongo_errors_total", {{"op", "spool_read"}});
         log::error("spool_read_failed", {{"error", error}});
         return false;
     }
     if (records.empty()) {
+        // Only damage was read past: move on, not to scan it again next round.
+        if (next != from && !spool_.commit(next, 0, error)) {
+            log::error("spool_commit_failed", {{"error", error}});
+            return false;
+        }
         return true;
     }
 

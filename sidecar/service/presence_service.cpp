@@ -54,8 +54,8 @@ std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets) {
 
 PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
                                  Metrics &metrics, std::uint16_t buckets)
-    : redis_(redis), spool_(spool), mongo_(mongo), base_(base),
-      buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets), metrics_(metrics) {
+    : redis_(redis), mongo_(mongo), base_(base), buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets),
+      metrics_(metrics), spool_feed_(spool, metrics) {
     if (redis_ != nullptr) {
         room_beat_ = std::make_unique<redis::Script>(*redis_, lua::presence_room());
         room_query_ = std::make_unique<redis::Script>(*redis_, lua::presence_room_query());
@@ -89,15 +89,8 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
 
     // The spool first: once the batch is there, the database gets it even if
     // leveed dies before Redis answers (the module resends; $max makes that harmless).
-    if (spool_ != nullptr) {
-        std::string error;
-        if (!spool_->append(records, error)) {
-            metrics_.inc("leveed_presence_batches_total", {{"result", "spool_error"}});
-            log::error("spool_append_failed", {{"error", error}});
-            send_ack(reply, request_id, false, n, "spool: " + error);
-            return;
-        }
-    }
+    // A spool that cannot take it costs the database's copy only, never the ack.
+    spool_feed_.append(records);
 
     if (redis_ == nullptr) {
         const std::int64_t now = wall_ms();

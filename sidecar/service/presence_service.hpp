@@ -1,8 +1,10 @@
 // Presence batches from the module: each record goes into the spool (for the
 // MongoDB write-behind) and into the Redis Cluster with its TTL, and a record
 // with a room into that room's online set; the batch is acknowledged only
-// when all of them hold it. Presence queries read the same keys. Standalone
-// (no Redis), presence lives in this process's memory.
+// when Redis holds all of them. A spool that cannot take a batch does not
+// hold up the ack: only the database's copy is lost (see SpoolFeed).
+// Presence queries read the same keys. Standalone (no Redis), presence lives
+// in this process's memory.
 //
 // In Redis a user's presence is a member of a ZSET scored by when it expires
 // (last_seen + ttl), like a room's members: one ZADD GT records all of a
@@ -23,6 +25,7 @@
 
 #include "levee.pb-c.h"
 #include "service/probe.hpp"
+#include "service/spool_feed.hpp"
 
 struct event_base;
 
@@ -82,11 +85,11 @@ class PresenceService {
     void lookup_offline(const std::shared_ptr<QueryAnswer> &a, std::function<void()> then);
 
     redis::ClusterClient *redis_;
-    Spool *spool_;
     DocumentStore *mongo_;
     event_base *base_;
     std::uint16_t buckets_;
     Metrics &metrics_;
+    SpoolFeed spool_feed_;
     std::unique_ptr<redis::Script> room_beat_;
     std::unique_ptr<redis::Script> room_query_;
     struct Local {

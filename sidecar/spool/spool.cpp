@@ -18,6 +18,10 @@ namespace {
 
 constexpr std::size_t kHeader = 8;
 constexpr std::uint32_t kMaxPayload = 1u << 16;
+// What one pread brings in: always more than the largest record, so a record
+// that does not fit in a window runs past the end of the data.
+constexpr std::size_t kWindow = 1u << 20;
+static_assert(kWindow >= kHeader + kMaxPayload, "a window holds any record");
 
 void put_u32(std::string &out, std::uint32_t v) {
     for (int i = 3; i >= 0; i--) {
@@ -50,6 +54,149 @@ bool write_all(int fd, const char *p, std::size_t n) {
         n -= static_cast<std::size_t>(w);
     }
     return true;
+}
+
+enum class Check { kOk, kShort, kBad };
+
+// The record at `p`, of which `avail` bytes are in hand.
+Check check_record(const std::uint8_t *p, std::size_t avail, SpoolRecord &out, std::size_t &size, std::string &why) {
+    if (avail < kHeader) {
+        why = "torn record";
+        return Check::kShort;
+    }
+    const std::uint32_t len = get_u32(p);
+    if (len > kMaxPayload) {
+        why = "bad record length " + std::to_string(len);
+        return Check::kBad;
+    }
+    if (avail - kHeader < len) {
+        why = "torn record";
+        return Check::kShort;
+    }
+    if (checksum(p + kHeader, len) != get_u32(p + 4)) {
+        why = "checksum mismatch";
+        return Check::kBad;
+    }
+    if (!decode_spool_payload(p + kHeader, len, out)) {
+        why = "undecodable record";
+        return Check::kBad;
+    }
+    size = kHeader + len;
+    return Check::kOk;
+}
+
+// Whether a whole record could start at `p`: the lengths inside the payload
+// add up to the length in the header. Cheap, so a resync tries the checksum
+// only where this holds.
+bool plausible(const std::uint8_t *p, std::size_t avail) {
+    if (avail < kHeader + 12) {
+        return false;
+    }
+    const std::uint32_t len = get_u32(p);
+    if (len > kMaxPayload || avail - kHeader < len || len < 12) {
+        return false;
+    }
+    const std::uint8_t *q = p + kHeader;
+    const std::size_t user = (std::size_t{q[0]} << 8) | q[1];
+    if (2 + user + 2 > len) {
+        return false;
+    }
+    const std::size_t room = (std::size_t{q[2 + user]} << 8) | q[3 + user];
+    return 2 + user + 2 + room + 8 == len;
+}
+
+// One segment file read through a sliding window.
+class SegmentFile {
+  public:
+    explicit SegmentFile(std::string path) : path_(std::move(path)) {}
+    ~SegmentFile() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+    SegmentFile(const SegmentFile &) = delete;
+    SegmentFile &operator=(const SegmentFile &) = delete;
+
+    // The bytes from `at` up to `limit`, at least a whole record's worth
+    // when there are that many: `avail` says how many are in hand.
+    const std::uint8_t *view(std::uint64_t at, std::uint64_t limit, std::size_t &avail, std::string &error) {
+        const std::uint64_t want_end = std::min<std::uint64_t>(limit, at + kHeader + kMaxPayload);
+        if (at < start_ || at > start_ + got_ || (start_ + got_ < want_end && !short_)) {
+            if (fd_ < 0 && (fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+                error = errno_text("open " + path_);
+                return nullptr;
+            }
+            buf_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(limit - at, kWindow)));
+            const ssize_t n = ::pread(fd_, buf_.data(), buf_.size(), static_cast<off_t>(at));
+            if (n < 0) {
+                error = errno_text("pread " + path_);
+                return nullptr;
+            }
+            start_ = at;
+            got_ = static_cast<std::size_t>(n);
+            short_ = got_ < buf_.size(); // the file ends before `limit`
+        }
+        avail = static_cast<std::size_t>(std::min<std::uint64_t>(start_ + got_, limit) - at);
+        return buf_.data() + (at - start_);
+    }
+
+  private:
+    std::string path_;
+    int fd_ = -1;
+    std::vector<std::uint8_t> buf_;
+    std::uint64_t start_ = 0;
+    std::size_t got_ = 0;
+    bool short_ = false;
+};
+
+// The first offset after the damaged record at `bad` where a valid record
+// starts, before `limit`. The header's own length is tried first: when only
+// the payload is damaged that is the next record, and bytes inside the
+// damaged one (a user name can hold anything) are never taken for a record.
+enum class Resync { kFound, kNone, kError };
+
+Resync find_next_record(SegmentFile &file, std::uint64_t bad, std::uint64_t limit, std::uint64_t &found,
+                        std::string &error) {
+    SpoolRecord r;
+    std::size_t size;
+    std::string why;
+    std::size_t avail;
+    const std::uint8_t *p = file.view(bad, limit, avail, error);
+    if (p == nullptr) {
+        return Resync::kError;
+    }
+    if (avail >= kHeader && get_u32(p) <= kMaxPayload) {
+        const std::uint64_t jump = bad + kHeader + get_u32(p);
+        if (jump < limit) {
+            const std::uint8_t *q = file.view(jump, limit, avail, error);
+            if (q == nullptr) {
+                return Resync::kError;
+            }
+            if (check_record(q, avail, r, size, why) == Check::kOk) {
+                found = jump;
+                return Resync::kFound;
+            }
+        }
+    }
+    for (std::uint64_t at = bad + 1; at + kHeader + 12 <= limit; at++) {
+        const std::uint8_t *q = file.view(at, limit, avail, error);
+        if (q == nullptr) {
+            return Resync::kError;
+        }
+        if (avail < kHeader + 12) {
+            return Resync::kNone; // the file ends here (shorter than `limit` if it was cut behind our back)
+        }
+        if (plausible(q, avail) && check_record(q, avail, r, size, why) == Check::kOk) {
+            found = at;
+            return Resync::kFound;
+        }
+    }
+    return Resync::kNone;
+}
+
+std::uint64_t file_size(const std::string &path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
 }
 
 } // namespace
@@ -130,52 +277,64 @@ bool Spool::recover(std::string &error) {
     while (dirent *e = ::readdir(d)) {
         std::uint64_t seg;
         if (std::sscanf(e->d_name, "spool-%" SCNu64 ".log", &seg) == 1) {
-            segments_.push_back(seg);
+            segments_[seg] = file_size(segment_path(seg));
         }
     }
     ::closedir(d);
-    std::sort(segments_.begin(), segments_.end());
 
     std::ifstream cp(options_.dir + "/checkpoint");
     if (!(cp >> checkpoint_.segment >> checkpoint_.offset)) {
-        checkpoint_ = {segments_.empty() ? 1 : segments_.front(), 0};
+        checkpoint_ = {segments_.empty() ? 1 : segments_.begin()->first, 0};
     }
-    if (segments_.empty()) {
-        segments_.push_back(checkpoint_.segment);
+    // Appends must land where the reader looks: at or after the checkpoint.
+    if (segments_.empty() || segments_.rbegin()->first < checkpoint_.segment) {
+        segments_[checkpoint_.segment] = 0;
     }
+    const std::uint64_t last = segments_.rbegin()->first;
 
-    // Count what the database still lacks; find where whole records end in
-    // the last segment: anything after that is a torn write, cut off below.
+    // Count what the database still lacks, report damage, and find where
+    // whole records end in the last segment.
+    recovering_ = true;
     std::uint64_t pending = 0;
-    for (std::uint64_t seg : segments_) {
+    std::uint64_t last_end = 0;
+    for (auto &[seg, size] : segments_) {
         if (seg < checkpoint_.segment) {
             continue;
         }
+        if (seg == checkpoint_.segment && checkpoint_.offset > size) {
+            checkpoint_.offset = size; // the records it pointed into are gone with the bytes
+        }
         std::uint64_t at = seg == checkpoint_.segment ? checkpoint_.offset : 0;
-        struct stat st;
-        const std::uint64_t size =
-            ::stat(segment_path(seg).c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-        for (;;) {
+        ScanEnd s;
+        s.tail = size;
+        while (at < size) {
             std::vector<SpoolRecord> batch;
-            std::uint64_t next = at;
-            std::string err;
-            const bool ok = scan(seg, at, size, 4096, batch, next, err);
-            pending += batch.size();
-            if (!ok && seg != segments_.back()) {
-                error = "spool segment " + segment_path(seg) + " is corrupt: " + err;
+            if (!scan(seg, at, size, 4096, batch, s, error)) {
                 return false;
             }
-            if (!ok || next == at) {
+            pending += batch.size();
+            at = s.next;
+            if (s.tail < size) {
                 break;
             }
-            at = next;
         }
-        end_ = {seg, at};
+        if (s.tail < size) {
+            if (seg == last) {
+                report(SpoolDamage::Kind::kTornTail, seg, s.tail, size - s.tail, s.tail_reason);
+                size = s.tail;
+            } else {
+                report(SpoolDamage::Kind::kSkipped, seg, s.tail, size - s.tail, s.tail_reason);
+            }
+        }
+        if (seg == last) {
+            last_end = size;
+        }
     }
+    recovering_ = false;
     pending_records_ = pending;
-    const std::uint64_t last = segments_.back();
-    if (end_.segment != last) {
-        end_ = {last, 0};
+    end_ = {last, last_end};
+    if (checkpoint_.segment == last && checkpoint_.offset > last_end) {
+        checkpoint_.offset = last_end;
     }
     if (!open_segment(last, error)) {
         return false;
@@ -188,9 +347,11 @@ bool Spool::recover(std::string &error) {
 }
 
 bool Spool::open_segment(std::uint64_t segment, std::string &error) {
-    const int fd = ::open(segment_path(segment).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    const std::string path = segment_path(segment);
+    const bool exists = ::access(path.c_str(), F_OK) == 0;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0) {
-        error = errno_text("open " + segment_path(segment));
+        error = errno_text("open " + path);
         return false;
     }
     if (fd_ >= 0) {
@@ -198,15 +359,43 @@ bool Spool::open_segment(std::uint64_t segment, std::string &error) {
         ::close(fd_);
     }
     fd_ = fd;
+    dir_dirty_ = dir_dirty_ || !exists;
     return true;
 }
 
-bool Spool::append(const std::vector<SpoolRecord> &records, std::string &error) {
+bool Spool::sync_dir(std::string &error) const {
+    const int fd = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        error = errno_text("open " + options_.dir);
+        return false;
+    }
+    const bool ok = ::fsync(fd) == 0;
+    if (!ok) {
+        error = errno_text("fsync " + options_.dir);
+    }
+    ::close(fd);
+    return ok;
+}
+
+void Spool::undo_write(std::string &error) {
+    if (::ftruncate(fd_, static_cast<off_t>(end_.offset)) != 0) {
+        error += "; " + errno_text("ftruncate");
+        roll_next_ = true;
+    }
+}
+
+bool Spool::append(const std::vector<SpoolRecord> &records, std::string &error, SpoolRefusal *why) {
+    auto refuse = [why](SpoolRefusal r) {
+        if (why != nullptr) {
+            *why = r;
+        }
+        return false;
+    };
     std::string buf;
     for (const auto &r : records) {
         if (r.user.size() > 0xffff || r.room.size() > 0xffff) {
             error = "record field longer than 65535 bytes";
-            return false;
+            return refuse(SpoolRefusal::kDisk);
         }
         const std::string payload = encode_spool_payload(r);
         put_u32(buf, static_cast<std::uint32_t>(payload.size()));
@@ -214,27 +403,43 @@ bool Spool::append(const std::vector<SpoolRecord> &records, std::string &error) 
         buf += payload;
     }
     std::lock_guard<std::mutex> lock(mutex_);
-    if (end_.offset > 0 && end_.offset + buf.size() > options_.segment_bytes) {
+    const std::uint64_t max = max_bytes_.load();
+    if (max > 0 && pending_bytes_locked() + buf.size() > max) {
+        error = "spool full: " + std::to_string(pending_bytes_locked()) + " bytes not yet in the database, " +
+                std::to_string(max) + " at most";
+        return refuse(SpoolRefusal::kFull);
+    }
+    if (roll_next_ || (end_.offset > 0 && end_.offset + buf.size() > options_.segment_bytes)) {
         const std::uint64_t next = end_.segment + 1;
         if (!open_segment(next, error)) {
-            return false;
+            return refuse(SpoolRefusal::kDisk);
         }
-        segments_.push_back(next);
+        segments_[end_.segment] = end_.offset;
+        segments_[next] = 0;
         end_ = {next, 0};
+        roll_next_ = false;
+    }
+    // The segment's directory entry is as much a part of the batch as its bytes.
+    if (options_.fsync == SpoolFsync::kAlways && dir_dirty_) {
+        if (!sync_dir(error)) {
+            return refuse(SpoolRefusal::kDisk);
+        }
+        dir_dirty_ = false;
     }
     if (!write_all(fd_, buf.data(), buf.size())) {
         error = errno_text("write " + segment_path(end_.segment));
-        // whatever part was written is a torn tail: cut it so the next append starts clean
-        if (::ftruncate(fd_, static_cast<off_t>(end_.offset)) != 0) {
-            error += "; ftruncate failed too";
-        }
-        return false;
+        undo_write(error); // a part may be there: a torn tail
+        return refuse(SpoolRefusal::kDisk);
     }
     if (options_.fsync == SpoolFsync::kAlways && ::fdatasync(fd_) != 0) {
         error = errno_text("fdatasync " + segment_path(end_.segment));
-        return false;
+        // Refused, so gone: left there, the next batch would follow bytes no
+        // one counted, and the reader would stop at them.
+        undo_write(error);
+        return refuse(SpoolRefusal::kDisk);
     }
     end_.offset += buf.size();
+    segments_[end_.segment] = end_.offset;
     pending_records_ += records.size();
     return true;
 }
@@ -245,88 +450,106 @@ bool Spool::sync(std::string &error) {
         error = errno_text("fdatasync");
         return false;
     }
+    if (dir_dirty_ && options_.fsync != SpoolFsync::kNever) {
+        if (!sync_dir(error)) {
+            return false;
+        }
+        dir_dirty_ = false;
+    }
     return true;
 }
 
-bool Spool::scan(std::uint64_t segment, std::uint64_t from, std::uint64_t limit, std::size_t max_records,
-                 std::vector<SpoolRecord> &out, std::uint64_t &next, std::string &error) const {
-    next = from;
-    if (from >= limit) {
-        return true;
-    }
-    const int fd = ::open(segment_path(segment).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        error = errno_text("open " + segment_path(segment));
-        return false;
-    }
-    std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min<std::uint64_t>(limit - from, 4u << 20)));
-    const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(from));
-    ::close(fd);
-    if (n < 0) {
-        error = errno_text("pread " + segment_path(segment));
-        return false;
-    }
-    const std::size_t got = static_cast<std::size_t>(n);
-    std::size_t at = 0;
-    while (out.size() < max_records && got - at >= kHeader) {
-        const std::uint32_t len = get_u32(buf.data() + at);
-        const std::uint32_t sum = get_u32(buf.data() + at + 4);
-        if (len > kMaxPayload) {
-            error = "bad record length " + std::to_string(len) + " at offset " + std::to_string(from + at);
-            return false;
+void Spool::report(SpoolDamage::Kind kind, std::uint64_t segment, std::uint64_t offset, std::uint64_t bytes,
+                   const std::string &reason) const {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!reported_.insert({segment, offset}).second) {
+            return;
         }
-        if (got - at - kHeader < len) {
-            break;
+    }
+    if (kind == SpoolDamage::Kind::kSkipped && !recovering_) {
+        // Counted when appended, never to be read: one at least.
+        std::uint64_t n = pending_records_.load();
+        while (n > 0 && !pending_records_.compare_exchange_weak(n, n - 1)) {
+        }
+    }
+    if (options_.on_damage) {
+        options_.on_damage({kind, segment_path(segment), segment, offset, bytes, reason});
+    }
+}
+
+bool Spool::scan(std::uint64_t segment, std::uint64_t from, std::uint64_t limit, std::size_t max_records,
+                 std::vector<SpoolRecord> &out, ScanEnd &end, std::string &error) const {
+    end = ScanEnd{from, limit, ""};
+    SegmentFile file(segment_path(segment));
+    std::uint64_t at = from;
+    while (at < limit && out.size() < max_records) {
+        std::size_t avail;
+        const std::uint8_t *p = file.view(at, limit, avail, error);
+        if (p == nullptr) {
+            return false;
         }
         SpoolRecord r;
-        if (checksum(buf.data() + at + kHeader, len) != sum ||
-            !decode_spool_payload(buf.data() + at + kHeader, len, r)) {
-            error = "checksum mismatch at offset " + std::to_string(from + at);
+        std::size_t size;
+        std::string why;
+        if (check_record(p, avail, r, size, why) == Check::kOk) {
+            out.push_back(std::move(r));
+            at += size;
+            continue;
+        }
+        std::uint64_t resume = limit;
+        const Resync found = find_next_record(file, at, limit, resume, error);
+        if (found == Resync::kError) {
             return false;
         }
-        out.push_back(std::move(r));
-        at += kHeader + len;
+        if (found == Resync::kNone) {
+            end.tail = at;
+            end.tail_reason = why + " at offset " + std::to_string(at);
+            break;
+        }
+        report(SpoolDamage::Kind::kSkipped, segment, at, resume - at, why + " at offset " + std::to_string(at));
+        at = resume;
     }
-    next = from + at;
-    // Stopped short of the limit with the whole rest in hand: a torn record.
-    if (out.size() < max_records && next < limit && from + got == limit) {
-        error = "torn record at offset " + std::to_string(next);
-        return false;
-    }
+    end.next = at;
     return true;
 }
 
 bool Spool::read(SpoolPosition from, std::size_t max_records, std::vector<SpoolRecord> &out, SpoolPosition &next,
                  std::string &error) const {
     SpoolPosition end;
-    std::vector<std::uint64_t> segments;
+    std::map<std::uint64_t, std::uint64_t> segments;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         end = end_;
         segments = segments_;
     }
     next = from;
+    auto it = segments.lower_bound(next.segment);
+    if (it == segments.end()) {
+        return true;
+    }
+    if (it->first != next.segment) {
+        next = {it->first, 0}; // its segment is gone: start at the next one there is
+    }
     while (out.size() < max_records) {
-        std::uint64_t limit;
-        if (next.segment == end.segment) {
-            limit = end.offset; // only what append() completed
-        } else {
-            struct stat st;
-            limit = ::stat(segment_path(next.segment).c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-        }
-        std::uint64_t after = next.offset;
-        if (!scan(next.segment, next.offset, limit, max_records, out, after, error)) {
+        const std::uint64_t limit = next.segment == end.segment ? end.offset : it->second;
+        ScanEnd s;
+        if (!scan(next.segment, next.offset, limit, max_records, out, s, error)) {
             return false;
         }
-        next.offset = after;
+        next.offset = s.next;
+        if (s.tail < limit) {
+            // Within what was written whole, or on disk at open: nothing to wait for.
+            report(SpoolDamage::Kind::kSkipped, next.segment, s.tail, limit - s.tail, s.tail_reason);
+            next.offset = limit;
+        }
         if (next.offset < limit || next.segment >= end.segment) {
             return true; // a full batch, or everything written so far
         }
-        const auto it = std::upper_bound(segments.begin(), segments.end(), next.segment);
-        if (it == segments.end()) {
+        if (++it == segments.end()) {
             return true;
         }
-        next = {*it, 0};
+        next = {it->first, 0};
     }
     return true;
 }
@@ -336,22 +559,33 @@ bool Spool::commit(SpoolPosition upto, std::uint64_t records, std::string &error
     {
         std::lock_guard<std::mutex> lock(mutex_);
         checkpoint_ = upto;
-        while (segments_.size() > 1 && segments_.front() < upto.segment) {
-            drop.push_back(segments_.front());
+        while (segments_.size() > 1 && segments_.begin()->first < upto.segment) {
+            drop.push_back(segments_.begin()->first);
             segments_.erase(segments_.begin());
         }
+        reported_.erase(reported_.begin(), reported_.lower_bound({segments_.begin()->first, 0}));
     }
+    // Durable before a segment behind it goes: a checkpoint lost to a power
+    // cut would otherwise point at a deleted segment, or be empty.
+    const bool durable = options_.fsync != SpoolFsync::kNever;
     const std::string tmp = options_.dir + "/checkpoint.tmp";
-    {
-        std::ofstream f(tmp, std::ios::trunc);
-        f << upto.segment << ' ' << upto.offset << '\n';
-        if (!f) {
-            error = "cannot write " + tmp;
-            return false;
-        }
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        error = errno_text("open " + tmp);
+        return false;
     }
+    const std::string text = std::to_string(upto.segment) + ' ' + std::to_string(upto.offset) + '\n';
+    if (!write_all(fd, text.data(), text.size()) || (durable && ::fsync(fd) != 0)) {
+        error = errno_text("write " + tmp);
+        ::close(fd);
+        return false;
+    }
+    ::close(fd);
     if (::rename(tmp.c_str(), (options_.dir + "/checkpoint").c_str()) != 0) {
         error = errno_text("rename " + tmp);
+        return false;
+    }
+    if (durable && !sync_dir(error)) {
         return false;
     }
     for (std::uint64_t seg : drop) {
@@ -373,17 +607,15 @@ SpoolPosition Spool::end() const {
 
 std::uint64_t Spool::pending_bytes() const {
     std::lock_guard<std::mutex> lock(mutex_);
+    return pending_bytes_locked();
+}
+
+std::uint64_t Spool::pending_bytes_locked() const {
     std::uint64_t total = 0;
-    for (std::uint64_t seg : segments_) {
-        if (seg < checkpoint_.segment) {
-            continue;
+    for (const auto &[seg, size] : segments_) {
+        if (seg >= checkpoint_.segment) {
+            total += size - (seg == checkpoint_.segment ? std::min(size, checkpoint_.offset) : 0);
         }
-        struct stat st;
-        const std::uint64_t size =
-            seg == end_.segment
-                ? end_.offset
-                : (::stat(segment_path(seg).c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0);
-        total += size - (seg == checkpoint_.segment ? std::min(size, checkpoint_.offset) : 0);
     }
     return total;
 }

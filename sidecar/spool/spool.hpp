@@ -5,15 +5,21 @@
 //
 // Files: spool-<segment>.log, each record [u32 length][u32 crc32][payload];
 // checkpoint holds "<segment> <offset>" of the first record not yet written
-// to the database. A torn record at the tail (a crash mid-write) is cut off
-// when the spool is opened.
+// to the database. Damage never stops the spool: an unreadable span followed
+// by a valid record is skipped and reported, wherever it is; an unreadable
+// tail of the last segment (a crash mid-write) is cut off when the spool is
+// opened; one of an older segment is skipped and reported.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace levee {
@@ -33,10 +39,36 @@ struct SpoolPosition {
 
 enum class SpoolFsync { kAlways, kInterval, kNever };
 
+// Bytes the spool could not read back.
+struct SpoolDamage {
+    enum class Kind {
+        kSkipped, // lost: the records in [offset, offset + bytes) never reach the database
+        kTornTail // cut off at open: the end of the last segment, a write a crash interrupted
+    };
+    Kind kind;
+    std::string file;
+    std::uint64_t segment;
+    std::uint64_t offset;
+    std::uint64_t bytes;
+    std::string reason; // "checksum mismatch", "bad record length N", "torn record", ...
+};
+
 struct SpoolOptions {
     std::string dir;
     SpoolFsync fsync = SpoolFsync::kInterval;
     std::uint64_t segment_bytes = 64u << 20;
+    // Bound on the bytes not yet in the database; 0: none.
+    std::uint64_t max_bytes = 0;
+    // Told once per damaged span per process, from the thread that found it
+    // (open()'s, or the reader's).
+    std::function<void(const SpoolDamage &)> on_damage;
+};
+
+// Why append() refused a batch.
+enum class SpoolRefusal {
+    kNone,
+    kFull, // max_bytes would be passed
+    kDisk  // the file system failed (no space, a file size limit, an I/O error), or a field is over 64 KiB
 };
 
 // Encodes/decodes one record's payload; exposed for tests and the fuzzer.
@@ -51,18 +83,22 @@ class Spool {
     Spool &operator=(const Spool &) = delete;
 
     // Appends the records with one write(2); with SpoolFsync::kAlways also
-    // fsyncs before returning. Loop thread only.
-    bool append(const std::vector<SpoolRecord> &records, std::string &error);
-    // fsync of the segment being written (SpoolFsync::kInterval calls this on a timer).
+    // fsyncs (and the directory, for a new segment) before returning. A
+    // refused batch leaves nothing behind. Loop thread only.
+    bool append(const std::vector<SpoolRecord> &records, std::string &error, SpoolRefusal *why = nullptr);
+    // fsync of the segment being written, and of the directory if a segment
+    // was created since (SpoolFsync::kInterval calls this on a timer).
     bool sync(std::string &error);
+    // A reload: the bound applies from the next append on.
+    void set_max_bytes(std::uint64_t max_bytes) { max_bytes_ = max_bytes; }
 
     // Reader side, for one other thread: up to `max_records` from `from`;
-    // `next` is where the following read starts. Returns false on an I/O
-    // error or a corrupt record (which is reported, never skipped silently).
+    // `next` is where the following read starts. Damaged spans on the way are
+    // skipped and reported through on_damage. Returns false on an I/O error.
     bool read(SpoolPosition from, std::size_t max_records, std::vector<SpoolRecord> &out, SpoolPosition &next,
               std::string &error) const;
     // Everything before `upto` is in the database: persist the checkpoint
-    // and delete segments that are wholly behind it.
+    // durably and delete segments that are wholly behind it.
     bool commit(SpoolPosition upto, std::uint64_t records, std::string &error);
 
     SpoolPosition checkpoint() const;
@@ -71,21 +107,43 @@ class Spool {
     std::uint64_t pending_records() const { return pending_records_.load(); }
 
   private:
-    explicit Spool(SpoolOptions options) : options_(std::move(options)) {}
+    // Where a scan of one segment stopped.
+    struct ScanEnd {
+        std::uint64_t next = 0; // just past the last record read or span skipped
+        std::uint64_t tail = 0; // start of an unreadable rest of the range, or its limit if none
+        std::string tail_reason;
+    };
+
+    explicit Spool(SpoolOptions options) : options_(std::move(options)), max_bytes_(options_.max_bytes) {}
     bool recover(std::string &error);
     bool open_segment(std::uint64_t segment, std::string &error);
-    // Records of one segment in [from, limit); `next` is just after the last one read.
+    bool sync_dir(std::string &error) const;
+    // Cuts a batch that was written but refused; when that fails, later
+    // batches go to a new segment so the bytes are never read.
+    void undo_write(std::string &error);
+    // Records of one segment in [from, limit), skipping (and reporting)
+    // damage that a valid record follows.
     bool scan(std::uint64_t segment, std::uint64_t from, std::uint64_t limit, std::size_t max_records,
-              std::vector<SpoolRecord> &out, std::uint64_t &next, std::string &error) const;
+              std::vector<SpoolRecord> &out, ScanEnd &end, std::string &error) const;
+    void report(SpoolDamage::Kind kind, std::uint64_t segment, std::uint64_t offset, std::uint64_t bytes,
+                const std::string &reason) const;
+    std::uint64_t pending_bytes_locked() const;
     std::string segment_path(std::uint64_t segment) const;
 
     SpoolOptions options_;
-    mutable std::mutex mutex_; // guards segments_, checkpoint_, end_
-    std::vector<std::uint64_t> segments_;
+    std::atomic<std::uint64_t> max_bytes_;
+    mutable std::mutex mutex_; // guards segments_, checkpoint_, end_, reported_
+    // Segment -> bytes of it the reader may read (whole records, and damage
+    // already on disk at open); the last one's is end_.offset.
+    std::map<std::uint64_t, std::uint64_t> segments_;
     SpoolPosition checkpoint_;
     SpoolPosition end_;
-    int fd_ = -1; // segment being appended to
-    std::atomic<std::uint64_t> pending_records_{0};
+    mutable std::set<std::pair<std::uint64_t, std::uint64_t>> reported_; // damage told, by segment and offset
+    bool recovering_ = false;
+    int fd_ = -1;            // segment being appended to
+    bool roll_next_ = false; // fd_'s end holds bytes of a refused batch: start a new segment
+    bool dir_dirty_ = false; // a segment was created since the directory was last synced
+    mutable std::atomic<std::uint64_t> pending_records_{0}; // the reader takes off what it finds damaged
 };
 
 } // namespace levee

@@ -156,3 +156,67 @@ def test_scripts_are_reloaded_after_script_flush(redis_cluster, make_leveed, lev
     assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
     key = presence_key("after-flush")
     assert redis_cluster.cli(redis_cluster.master_for_key(key), "ZSCORE", key, "after-flush")
+
+
+def test_a_full_spool_costs_the_database_copy_not_the_ack(redis_cluster, make_mongo_db, make_leveed, levee_build,
+                                                          tmp_path):
+    """spool_max_bytes reached while the database is away: every batch is
+    still acknowledged at once and in Redis; what the spool could not take is
+    counted and said once (it used to fail every ack, Redis included)."""
+    mongo = make_mongo_db()
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
+                         settings={"mongo_flush_ms": 200, "spool_max_bytes": "1m"})
+    mongo._stop()
+    out = tmp_path / "acked.txt"
+    stream = start_stream(levee_build, leveed, 4, out)
+    stream_out, _ = stream.communicate(timeout=60)
+    assert stream.returncode == 0, stream_out
+    assert "resends=0" in stream_out, f"a batch was refused: {stream_out}"
+    expected = acknowledged(out)
+    assert len(expected) == USERS
+    assert_redis_holds(redis_cluster, expected)
+    wait_until(lambda: metric(leveed, 'leveed_spool_dropped_records_total{reason="full"}') > 0, timeout=15,
+               message="records counted as dropped by a full spool")
+    assert metric(leveed, "leveed_spool_pending_bytes") <= 1 << 20
+    assert len(re.findall(r" warn spool_dropping reason=full ", leveed.log())) == 1, leveed.log()[-3000:]
+    mongo.restart()
+
+
+def test_a_corrupt_spool_record_is_skipped_and_said_and_the_rest_reaches_the_database(
+        redis_cluster, make_mongo_db, make_leveed, levee_build, tmp_path):
+    """A byte flipped in the spool while leveed was down: leveed starts, says
+    which record it skips (at error level, and in a counter), and every other
+    spooled record still reaches MongoDB. A corrupt record used to be cut off
+    with everything after it (in the last segment), or stop the start."""
+    mongo = make_mongo_db()
+    leveed = presence_leveed(make_leveed, redis_cluster, mongo)
+    mongo._stop()                                  # everything stays in the spool
+    out = tmp_path / "acked.txt"
+    stream = start_stream(levee_build, leveed, 2, out)
+    stream_out, _ = stream.communicate(timeout=60)
+    assert stream.returncode == 0, stream_out
+    leveed.kill()
+
+    segments = sorted(f for f in os.listdir(leveed.spool_dir) if f.startswith("spool-"))
+    path = os.path.join(leveed.spool_dir, segments[0])
+    data = bytearray(open(path, "rb").read())
+    at = 0
+    for _ in range(10):                            # the 11th record of the spool
+        at += 8 + int.from_bytes(data[at:at + 4], "big")
+    length = int.from_bytes(data[at:at + 4], "big")
+    user_len = int.from_bytes(data[at + 8:at + 10], "big")
+    damaged_user = data[at + 10:at + 10 + user_len].decode()
+    data[at + 8 + 3] ^= 0x5a                       # a byte of its user name
+    open(path, "wb").write(bytes(data))
+
+    leveed.start()
+    leveed.wait_for_log(rf" error spool_corrupt_record segment=\d+ offset={at} bytes={8 + length} ")
+    assert metric(leveed, "leveed_spool_corrupt_records_total") == 1
+    mongo.restart()
+    wait_until(lambda: metric(leveed, "leveed_spool_pending_records") == 0, timeout=120,
+               message="the spool to drain into MongoDB")
+    expected = acknowledged(out)
+    # The stream beats its users in turn, so the damaged record's user has
+    # later beats in the spool: its newest last_seen still arrives.
+    assert damaged_user in expected
+    assert_database_holds(mongo, expected)

@@ -30,6 +30,7 @@ TEST(ConfigDiff, EffectiveSettingsMarkDefaultsAndMaskSecrets) {
     EXPECT_NE(text.find("log_level                info    # default\n"), std::string::npos) << text;
     EXPECT_NE(text.find("socket_mode              0660    # default\n"), std::string::npos) << text;
     EXPECT_NE(text.find("redis                    -    # default\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spool_max_bytes          1073741824    # default\n"), std::string::npos) << text;
     EXPECT_EQ(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')), levee::setting_names().size());
 }
 
@@ -50,9 +51,10 @@ TEST(ConfigDiff, SplitsWhatAppliesLiveFromWhatNeedsARestart) {
     next.drain_timeout_ms = 1;
     next.max_connections = 7;
     next.spool_fsync_interval_ms = 5;
+    next.spool_max_bytes = 5u << 20;
     const levee::ConfigChanges changes = levee::diff_config(running, next);
-    EXPECT_EQ(changes.live, (Names{"redis_wait_replicas", "mongo_flush_ms", "spool_fsync_interval_ms", "log_level",
-                                   "max_connections", "drain_timeout_ms"}));
+    EXPECT_EQ(changes.live, (Names{"redis_wait_replicas", "mongo_flush_ms", "spool_fsync_interval_ms",
+                                   "spool_max_bytes", "log_level", "max_connections", "drain_timeout_ms"}));
     EXPECT_EQ(changes.restart, (Names{"socket", "presence_buckets"}));
 }
 

@@ -78,6 +78,24 @@ TEST(Config, PresenceBucketsAreBounded) {
     EXPECT_EQ(levee::parse_config("presence_buckets 16385\n", d).size(), 1u);
 }
 
+TEST(Config, SpoolMaxBytesIsASizeOfAtLeastOneMegabyte) {
+    levee::Config c;
+    EXPECT_EQ(c.spool_max_bytes, std::uint64_t{1} << 30);
+    EXPECT_TRUE(levee::parse_config("spool_max_bytes 20g\n", c).empty());
+    EXPECT_EQ(c.spool_max_bytes, std::uint64_t{20} << 30);
+    levee::Config d;
+    EXPECT_TRUE(levee::parse_config("spool_max_bytes 512M\n", d).empty());
+    EXPECT_EQ(d.spool_max_bytes, std::uint64_t{512} << 20);
+    for (const char *bad : {"0", "1048575", "1023k", "lots", "-1g", "1t"}) {
+        levee::Config e;
+        const auto errors = levee::parse_config(std::string("spool_max_bytes ") + bad + "\n", e);
+        ASSERT_EQ(errors.size(), 1u) << bad;
+        EXPECT_NE(errors[0].message.find("spool_max_bytes must be a size from 1m"), std::string::npos)
+            << errors[0].message;
+        EXPECT_EQ(e.spool_max_bytes, std::uint64_t{1} << 30);
+    }
+}
+
 // --check-config said ok to these, then leveed refused to start with them.
 TEST(Config, RefusesWhatStartupWouldRefuse) {
     levee::Config c;
