@@ -125,6 +125,7 @@ bool Daemon::Parts::start() {
     opts.max_connections = config.max_connections;
     opts.limits = connection_limits(config);
     dispatcher->set_max_connection_in_flight(config.max_connection_in_flight);
+    dispatcher->set_presence_buckets(config.presence_buckets);
     server = std::make_unique<FrameServer>(base.get(), opts, *dispatcher, metrics);
     dispatcher->attach(*server);
     std::string error;

@@ -1,6 +1,8 @@
 #include "dispatcher.hpp"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "log.hpp"
@@ -32,9 +34,21 @@ const char *frame_type_name(Levee__Frame__BodyCase body) {
     return "unknown";
 }
 
-std::uint64_t request_cost(const Levee__Frame &frame) {
+std::uint64_t request_cost(const Levee__Frame &frame, std::uint32_t presence_buckets) {
     switch (frame.body_case) {
-    case LEVEE__FRAME__BODY_PRESENCE_BATCH: return frame.presence_batch->n_records;
+    case LEVEE__FRAME__BODY_PRESENCE_BATCH: {
+        // Records are grouped: a ZADD and now and then a PEXPIRE per bucket,
+        // one SADD, one script per room. The module keeps up to 32 batches
+        // of 4000 records in flight: counting records would refuse it.
+        const Levee__PresenceBatch &b = *frame.presence_batch;
+        std::unordered_set<std::string_view> rooms;
+        for (std::size_t i = 0; i < b.n_records; i++) {
+            if (b.records[i]->room != nullptr && b.records[i]->room[0] != '\0') {
+                rooms.insert(b.records[i]->room);
+            }
+        }
+        return std::min<std::uint64_t>(b.n_records, 2 * std::uint64_t{presence_buckets} + 1) + rooms.size();
+    }
     case LEVEE__FRAME__BODY_PRESENCE_QUERY: return std::max<std::uint64_t>(1, frame.presence_query->n_users);
     case LEVEE__FRAME__BODY_LIMIT_LEASE: return frame.limit_lease->n_entries;
     case LEVEE__FRAME__BODY_REGISTRY_BATCH: return frame.registry_batch->n_entries;
@@ -144,7 +158,7 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
     // The Redis client's budget of commands in flight is shared by every
     // connection: one that sends without waiting for its replies gets
     // errors for the surplus, the others still get their work done.
-    const std::uint64_t cost = request_cost(*frame);
+    const std::uint64_t cost = request_cost(*frame, presence_buckets_);
     if (cost > 0 && conn.in_flight + cost > max_connection_in_flight_) {
         metrics_.inc("leveed_requests_refused_total", {{"reason", "connection_in_flight"}});
         log::debug("request_refused", {{"conn", conn.id()},

@@ -25,6 +25,8 @@ class Dispatcher : public FrameHandler {
     void handle(FrameConnection &conn, FramePtr frame) override;
     // A reload: applies to the next request.
     void set_max_connection_in_flight(std::uint32_t n) { max_connection_in_flight_ = n; }
+    // The presence service's bucket count: bounds the commands of a batch.
+    void set_presence_buckets(std::uint32_t n) { presence_buckets_ = n; }
 
   private:
     void on_hello(FrameConnection &conn, const Levee__Frame &frame);
@@ -45,12 +47,14 @@ class Dispatcher : public FrameHandler {
     // Redis's client refuses commands beyond 100000 in flight, for every
     // connection at once: one connection gets at most this many work items.
     std::uint32_t max_connection_in_flight_ = 50000;
+    std::uint32_t presence_buckets_ = kDefaultPresenceBuckets;
 };
 
 const char *frame_type_name(Levee__Frame__BodyCase body);
 
-// The work items of a request, each at most one Redis command: entries,
-// records, users (a room query, a probe: one).
-std::uint64_t request_cost(const Levee__Frame &frame);
+// The work items of a request, about the Redis commands it makes: a lease's
+// or registry batch's entries, a query's users (a room query, a probe: one),
+// a presence batch's buckets and rooms.
+std::uint64_t request_cost(const Levee__Frame &frame, std::uint32_t presence_buckets);
 
 } // namespace levee

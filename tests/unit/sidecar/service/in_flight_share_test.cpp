@@ -15,6 +15,7 @@
 #include "../net/server_fixture.hpp"
 #include "../redis/fake_node.hpp"
 #include "cluster_client.hpp"
+#include "config/config.hpp"
 
 namespace levee::testing {
 namespace {
@@ -112,10 +113,37 @@ class InFlightShareTest : public ::testing::Test {
 
 TEST(RequestCost, CountsTheWorkItemsOfARequest) {
     RegistryFrame r(1, "k", 7);
-    EXPECT_EQ(request_cost(r.f), 7u);
+    EXPECT_EQ(request_cost(r.f, 64), 7u);
     UserQuery q(2);
-    EXPECT_EQ(request_cost(q.f), 1u);
-    EXPECT_EQ(request_cost(Client::hello_frame(1)), 0u);
+    EXPECT_EQ(request_cost(q.f, 64), 1u);
+    EXPECT_EQ(request_cost(Client::hello_frame(1), 64), 0u);
+}
+
+// The module keeps 32 batches of up to 4000 records in flight: a batch
+// costs its commands (per bucket, per room), not its records.
+TEST(RequestCost, APresenceBatchCostsItsBucketsAndRoomsNotItsRecords) {
+    constexpr std::size_t kRecords = 4000;
+    std::vector<std::string> users(kRecords);
+    std::vector<Levee__PresenceRecord> records(kRecords);
+    std::vector<Levee__PresenceRecord *> ptrs(kRecords);
+    char lobby[] = "lobby", kitchen[] = "kitchen", none[] = "";
+    for (std::size_t i = 0; i < kRecords; i++) {
+        users[i] = "u" + std::to_string(i);
+        levee__presence_record__init(&records[i]);
+        records[i].user = users[i].data();
+        records[i].room = i == 0 ? lobby : i == 1 ? kitchen : i == 2 ? lobby : none;
+        ptrs[i] = &records[i];
+    }
+    Levee__PresenceBatch batch = LEVEE__PRESENCE_BATCH__INIT;
+    batch.n_records = kRecords;
+    batch.records = ptrs.data();
+    Levee__Frame f = LEVEE__FRAME__INIT;
+    f.body_case = LEVEE__FRAME__BODY_PRESENCE_BATCH;
+    f.presence_batch = &batch;
+    EXPECT_EQ(request_cost(f, 64), 2u * 64 + 1 + 2);
+    EXPECT_LE(32 * request_cost(f, 64), Config{}.max_connection_in_flight) << "the module's own load is refused";
+    batch.n_records = 3;
+    EXPECT_EQ(request_cost(f, 64), 3u + 2);
 }
 
 TEST_F(InFlightShareTest, AConnectionPastItsShareGetsErrorsWhileAnothersWorkGoesOn) {
