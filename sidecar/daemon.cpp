@@ -17,6 +17,7 @@
 #include "metrics.hpp"
 #include "metrics_http.hpp"
 #include "mongo_uri.hpp"
+#include "net/fd_limit.hpp"
 #include "net/frame_server.hpp"
 #include "presence_writer.hpp"
 #include "service/presence_service.hpp"
@@ -27,6 +28,18 @@
 #include "service/registry_service.hpp"
 
 namespace levee {
+namespace {
+
+ConnectionLimits connection_limits(const Config &c) {
+    ConnectionLimits l;
+    l.max_frame_bytes = c.max_frame_bytes;
+    l.hello_timeout_ms = c.hello_timeout_ms;
+    l.frame_timeout_ms = c.frame_timeout_ms;
+    l.max_output_bytes = c.max_output_bytes;
+    return l;
+}
+
+} // namespace
 
 struct Daemon::Parts {
     Config config;
@@ -61,6 +74,7 @@ struct Daemon::Parts {
     void begin_drain(const char *why);
     void reload();
     void apply_live(const Config &before);
+    void check_fd_limit();
     void arm_housekeeping();
     void update_gauges();
     static void on_housekeeping(evutil_socket_t, short, void *arg);
@@ -87,6 +101,7 @@ bool Daemon::Parts::start() {
     }
     metrics.describe("leveed_up", "gauge", "1 while leveed runs.");
     metrics.set("leveed_up", {}, 1);
+    check_fd_limit();
 
     if (!start_redis() || !start_mongo()) {
         return false;
@@ -107,8 +122,10 @@ bool Daemon::Parts::start() {
     opts.socket_path = config.socket_path;
     opts.socket_mode = config.socket_mode;
     opts.socket_group = config.socket_group;
-    opts.max_frame_bytes = config.max_frame_bytes;
     opts.max_connections = config.max_connections;
+    opts.limits = connection_limits(config);
+    dispatcher->set_max_connection_in_flight(config.max_connection_in_flight);
+    dispatcher->set_presence_buckets(config.presence_buckets);
     server = std::make_unique<FrameServer>(base.get(), opts, *dispatcher, metrics);
     dispatcher->attach(*server);
     std::string error;
@@ -159,6 +176,22 @@ bool Daemon::Parts::start() {
                           {"metrics", config.metrics_listen.empty() ? "-" : config.metrics_listen},
                           {"pid", static_cast<long>(::getpid())}});
     return true;
+}
+
+// Out of descriptors, accept() fails and nginx workers cannot connect.
+void Daemon::Parts::check_fd_limit() {
+    const std::uint64_t needed = std::uint64_t{config.max_connections} + kFdReserve;
+    const FdLimit l = ensure_fd_limit(needed);
+    if (l.soft != l.soft_before) {
+        log::info("fd_limit_raised", {{"from", l.soft_before}, {"to", l.soft}});
+    }
+    if (!l.enough) {
+        log::warn("fd_limit_low", {{"soft", l.soft},
+                                   {"hard", l.hard},
+                                   {"needed", needed},
+                                   {"max_connections", config.max_connections},
+                                   {"hint", "raise LimitNOFILE= in the unit (ulimit -n) or lower max_connections"}});
+    }
 }
 
 bool Daemon::Parts::start_redis() {
@@ -344,6 +377,11 @@ void Daemon::Parts::apply_live(const Config &before) {
     }
     log::set_level(config.log_level);
     server->set_max_connections(config.max_connections);
+    server->set_limits(connection_limits(config));
+    dispatcher->set_max_connection_in_flight(config.max_connection_in_flight);
+    if (config.max_connections > before.max_connections) {
+        check_fd_limit();
+    }
     if (config.spool_fsync_interval_ms != before.spool_fsync_interval_ms) {
         arm_housekeeping();
     }

@@ -189,6 +189,26 @@ const std::map<std::string, Setter> &setters() {
          [](const std::string &v, Config &c) -> std::string {
              return parse_u32(v, 1, 1000000, c.max_connections) ? "" : "max_connections must be 1..1000000";
          }},
+        {"hello_timeout_ms",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 100, 600000, c.hello_timeout_ms) ? "" : "hello_timeout_ms must be 100..600000";
+         }},
+        {"frame_timeout_ms",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 100, 600000, c.frame_timeout_ms) ? "" : "frame_timeout_ms must be 100..600000";
+         }},
+        {"max_output_bytes",
+         [](const std::string &v, Config &c) -> std::string {
+             // At least one reply of the largest size must fit.
+             return parse_size(v, 1u << 20, 256u << 20, c.max_output_bytes)
+                        ? ""
+                        : "max_output_bytes must be a size between 1m and 256m";
+         }},
+        {"max_connection_in_flight",
+         [](const std::string &v, Config &c) -> std::string {
+             return parse_u32(v, 1, 100000, c.max_connection_in_flight) ? ""
+                                                                        : "max_connection_in_flight must be 1..100000";
+         }},
         {"drain_timeout_ms",
          [](const std::string &v, Config &c) -> std::string {
              return parse_u32(v, 0, 600000, c.drain_timeout_ms) ? "" : "drain_timeout_ms must be 0..600000";

@@ -27,6 +27,14 @@ struct Config {
     std::string pid_file;
     std::uint32_t max_frame_bytes = 1u << 20;
     std::uint32_t max_connections = 1024;
+    // What one connection may hold (see ConnectionLimits, net/frame_connection.hpp).
+    std::uint32_t hello_timeout_ms = 5000;
+    std::uint32_t frame_timeout_ms = 10000;
+    std::uint32_t max_output_bytes = 8u << 20;
+    // Work items (about Redis commands, see request_cost) of one
+    // connection's unanswered requests; half the Redis client's budget of
+    // 100000 commands.
+    std::uint32_t max_connection_in_flight = 50000;
     std::uint32_t drain_timeout_ms = 10000;
     // The write-ahead spool that feeds the MongoDB write-behind.
     std::string spool_dir = "/var/lib/levee/spool";

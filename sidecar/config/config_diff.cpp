@@ -76,6 +76,10 @@ const std::vector<Setting> &settings() {
         restart("pid_file", &Config::pid_file),
         restart("max_frame_bytes", &Config::max_frame_bytes),
         live("max_connections", &Config::max_connections),
+        live("hello_timeout_ms", &Config::hello_timeout_ms),
+        live("frame_timeout_ms", &Config::frame_timeout_ms),
+        live("max_output_bytes", &Config::max_output_bytes),
+        live("max_connection_in_flight", &Config::max_connection_in_flight),
         live("drain_timeout_ms", &Config::drain_timeout_ms),
     };
     return table;

@@ -1,6 +1,7 @@
 // One peer on leveed's socket: reads length-prefixed frames, writes replies.
 // A malformed, truncated, oversize or unknown frame closes this connection
-// only; the server counts why.
+// only; the server counts why. So does a peer that holds a slot without
+// talking (no hello in time, a frame left half-sent) or without reading.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "event_ptr.hpp"
 #include "frame_codec.hpp"
 
 struct bufferevent;
@@ -25,12 +27,23 @@ class FrameSink {
     virtual void on_closed(FrameConnection &conn, const char *reason) = 0;
 };
 
+// What one connection may hold of leveed, fixed when it is accepted.
+struct ConnectionLimits {
+    std::uint32_t max_frame_bytes = 1u << 20;
+    // From accept to an accepted hello ("hello_timeout"). nginx links send
+    // nothing once they said hello until there is work (no keepalives), so
+    // this is the only idle limit: a link that said hello stays for ever.
+    std::uint32_t hello_timeout_ms = 5000;
+    // From a frame's first byte to its last ("frame_timeout"), and the
+    // longest a queued reply may wait for the peer to read ("slow_reader").
+    std::uint32_t frame_timeout_ms = 10000;
+    // Replies queued beyond this close the connection ("slow_reader").
+    std::uint32_t max_output_bytes = 8u << 20;
+};
+
 class FrameConnection {
   public:
-    // Replies queued for a peer beyond this close its connection (counted as "output_full").
-    static constexpr std::size_t kMaxOutputBytes = 64u << 20;
-
-    FrameConnection(event_base *base, int fd, std::uint64_t id, std::uint32_t max_frame_bytes, FrameSink &sink);
+    FrameConnection(event_base *base, int fd, std::uint64_t id, const ConnectionLimits &limits, FrameSink &sink);
     ~FrameConnection();
     FrameConnection(const FrameConnection &) = delete;
     FrameConnection &operator=(const FrameConnection &) = delete;
@@ -45,20 +58,28 @@ class FrameConnection {
     std::uint64_t id() const { return id_; }
     std::size_t output_pending() const;
 
-    // Filled by the service once the peer said hello.
-    bool hello_done = false;
+    // Called by the service once the peer said hello in a version we speak.
+    void hello_accepted();
+    bool hello_done() const { return hello_done_; }
     std::string peer;
+    // Work items of this connection's requests still unanswered (dispatcher).
+    std::uint64_t in_flight = 0;
 
   private:
     static void read_cb(bufferevent *bev, void *arg);
     static void event_cb(bufferevent *bev, short what, void *arg);
     static void write_cb(bufferevent *bev, void *arg);
+    static void hello_timeout_cb(int, short, void *arg);
+    static void frame_timeout_cb(int, short, void *arg);
     void on_readable();
 
     std::uint64_t id_;
-    std::uint32_t max_frame_bytes_;
+    ConnectionLimits limits_;
     FrameSink &sink_;
     std::unique_ptr<bufferevent, void (*)(bufferevent *)> bev_;
+    EventPtr hello_timer_;
+    EventPtr frame_timer_;
+    bool hello_done_ = false;
     bool closed_ = false;
     const char *close_reason_ = nullptr; // set by close_when_flushed
 };

@@ -1,5 +1,7 @@
 #include "frame_server.hpp"
 
+#include <cstring>
+
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -16,7 +18,10 @@ FrameServer::FrameServer(event_base *base, FrameServerOptions options, FrameHand
     metrics_.describe("leveed_connections_accepted_total", "counter", "Connections accepted on the socket.");
     metrics_.describe("leveed_connections_refused_total", "counter", "Connections refused at max_connections.");
     metrics_.describe("leveed_connections_closed_total", "counter",
-                      "Closed connections by reason (eof, error, malformed, truncated, oversize, unknown_type, ...).");
+                      "Closed connections by reason (eof, error, malformed, truncated, oversize, unknown_type, "
+                      "hello_timeout, frame_timeout, slow_reader, ...).");
+    metrics_.describe("leveed_accept_errors_total", "counter",
+                      "accept() failures by errno (EMFILE, ENFILE, ...); accepting pauses after each.");
 }
 
 FrameServer::~FrameServer() {
@@ -26,7 +31,7 @@ FrameServer::~FrameServer() {
 bool FrameServer::listen(std::string &error) {
     listener_ = UnixListener::open(
         base_, options_.socket_path, options_.socket_mode, options_.socket_group, [this](int fd) { accept(fd); },
-        error);
+        [this](int err) { accept_failed(err); }, error);
     return listener_ != nullptr;
 }
 
@@ -47,6 +52,10 @@ void FrameServer::shutdown() {
 }
 
 void FrameServer::accept(int fd) {
+    if (accept_failing_) {
+        accept_failing_ = false;
+        log::info("accept_resumed", {{"connections", connections_.size()}});
+    }
     if (connections_.size() >= options_.max_connections) {
         metrics_.inc("leveed_connections_refused_total");
         log::warn("connection_refused", {{"reason", "max_connections"}, {"limit", options_.max_connections}});
@@ -54,7 +63,7 @@ void FrameServer::accept(int fd) {
         return;
     }
     const std::uint64_t id = next_id_++;
-    auto conn = std::make_unique<FrameConnection>(base_, fd, id, options_.max_frame_bytes, *this);
+    auto conn = std::make_unique<FrameConnection>(base_, fd, id, options_.limits, *this);
     if (!conn->start()) {
         log::error("connection_setup_failed", {{"conn", id}});
         return;
@@ -63,6 +72,29 @@ void FrameServer::accept(int fd) {
     metrics_.inc("leveed_connections_accepted_total");
     metrics_.set("leveed_connections", {}, static_cast<double>(connections_.size()));
     log::debug("connection_accepted", {{"conn", id}});
+}
+
+void FrameServer::accept_failed(int error) {
+    const char *name = error == EMFILE    ? "EMFILE"
+                       : error == ENFILE  ? "ENFILE"
+                       : error == ENOBUFS ? "ENOBUFS"
+                       : error == ENOMEM  ? "ENOMEM"
+                                          : "other";
+    metrics_.inc("leveed_accept_errors_total", {{"errno", name}});
+    if (!accept_failing_) {
+        accept_failing_ = true;
+        log::error("accept_failed", {{"errno", name},
+                                     {"error", std::strerror(error)},
+                                     {"connections", connections_.size()},
+                                     {"retry_ms", UnixListener::kAcceptPauseMs},
+                                     {"hint", "raise LimitNOFILE (RLIMIT_NOFILE) or lower max_connections"}});
+    }
+}
+
+void FrameServer::set_limits(const ConnectionLimits &limits) {
+    const std::uint32_t frame = options_.limits.max_frame_bytes;
+    options_.limits = limits;
+    options_.limits.max_frame_bytes = frame;
 }
 
 FrameConnection *FrameServer::find(std::uint64_t id) const {

@@ -26,8 +26,8 @@ struct FrameServerOptions {
     std::string socket_path;
     unsigned socket_mode = 0660;
     std::string socket_group;
-    std::uint32_t max_frame_bytes = 1u << 20;
     std::uint32_t max_connections = 1024;
+    ConnectionLimits limits;
 };
 
 class FrameServer : public FrameSink {
@@ -43,6 +43,9 @@ class FrameServer : public FrameSink {
     std::size_t connection_count() const { return connections_.size(); }
     // A reload: applies to the next accept, open connections stay.
     void set_max_connections(std::uint32_t n) { options_.max_connections = n; }
+    // A reload: connections accepted from now on get these (max_frame_bytes is kept:
+    // it is fixed at start, see config_diff.cpp).
+    void set_limits(const ConnectionLimits &limits);
     // Replies to slow work go through here: the connection may be gone.
     FrameConnection *find(std::uint64_t id) const;
 
@@ -51,6 +54,7 @@ class FrameServer : public FrameSink {
 
   private:
     void accept(int fd);
+    void accept_failed(int error);
     static void reap_cb(int, short, void *arg);
 
     event_base *base_;
@@ -63,6 +67,7 @@ class FrameServer : public FrameSink {
     std::vector<std::unique_ptr<FrameConnection>> closed_;
     EventPtr reaper_;
     std::uint64_t next_id_ = 1;
+    bool accept_failing_ = false; // logged once per episode of failed accepts
 };
 
 } // namespace levee

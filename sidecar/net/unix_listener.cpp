@@ -50,7 +50,8 @@ bool ensure_parent_dir(const std::string &path, std::string &error) {
 } // namespace
 
 std::unique_ptr<UnixListener> UnixListener::open(event_base *base, const std::string &path, unsigned mode,
-                                                 const std::string &group, AcceptFn on_accept, std::string &error) {
+                                                 const std::string &group, AcceptFn on_accept, ErrorFn on_error,
+                                                 std::string &error) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof(addr.sun_path)) {
@@ -106,7 +107,8 @@ std::unique_ptr<UnixListener> UnixListener::open(event_base *base, const std::st
         }
     }
 
-    std::unique_ptr<UnixListener> self(new UnixListener(path, std::move(on_accept)));
+    std::unique_ptr<UnixListener> self(new UnixListener(path, std::move(on_accept), std::move(on_error)));
+    self->resume_.reset(evtimer_new(base, resume_cb, self.get()));
     evconnlistener *l =
         evconnlistener_new(base, accept_cb, self.get(), LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
     if (l == nullptr) {
@@ -116,17 +118,42 @@ std::unique_ptr<UnixListener> UnixListener::open(event_base *base, const std::st
         return nullptr;
     }
     self->listener_ = {l, evconnlistener_free};
+    evconnlistener_set_error_cb(l, error_cb);
     return self;
 }
 
 UnixListener::~UnixListener() {
+    resume_.reset();
     listener_.reset();
     ::unlink(path_.c_str());
 }
 
 void UnixListener::disable() {
+    disabled_ = true;
+    if (resume_) {
+        evtimer_del(resume_.get());
+    }
     if (listener_) {
         evconnlistener_disable(listener_.get());
+    }
+}
+
+void UnixListener::error_cb(evconnlistener *l, void *arg) {
+    auto *self = static_cast<UnixListener *>(arg);
+    const int err = EVUTIL_SOCKET_ERROR();
+    const timeval pause{0, kAcceptPauseMs * 1000};
+    if (self->resume_ && evtimer_add(self->resume_.get(), &pause) == 0) {
+        evconnlistener_disable(l);
+    }
+    if (self->on_error_) {
+        self->on_error_(err);
+    }
+}
+
+void UnixListener::resume_cb(int, short, void *arg) {
+    auto *self = static_cast<UnixListener *>(arg);
+    if (!self->disabled_ && self->listener_) {
+        evconnlistener_enable(self->listener_.get());
     }
 }
 

@@ -1,5 +1,10 @@
 #include "dispatcher.hpp"
 
+#include <algorithm>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
 #include "log.hpp"
 #include "metrics.hpp"
 
@@ -29,6 +34,29 @@ const char *frame_type_name(Levee__Frame__BodyCase body) {
     return "unknown";
 }
 
+std::uint64_t request_cost(const Levee__Frame &frame, std::uint32_t presence_buckets) {
+    switch (frame.body_case) {
+    case LEVEE__FRAME__BODY_PRESENCE_BATCH: {
+        // Records are grouped: a ZADD and now and then a PEXPIRE per bucket,
+        // one SADD, one script per room. The module keeps up to 32 batches
+        // of 4000 records in flight: counting records would refuse it.
+        const Levee__PresenceBatch &b = *frame.presence_batch;
+        std::unordered_set<std::string_view> rooms;
+        for (std::size_t i = 0; i < b.n_records; i++) {
+            if (b.records[i]->room != nullptr && b.records[i]->room[0] != '\0') {
+                rooms.insert(b.records[i]->room);
+            }
+        }
+        return std::min<std::uint64_t>(b.n_records, 2 * std::uint64_t{presence_buckets} + 1) + rooms.size();
+    }
+    case LEVEE__FRAME__BODY_PRESENCE_QUERY: return std::max<std::uint64_t>(1, frame.presence_query->n_users);
+    case LEVEE__FRAME__BODY_LIMIT_LEASE: return frame.limit_lease->n_entries;
+    case LEVEE__FRAME__BODY_REGISTRY_BATCH: return frame.registry_batch->n_entries;
+    case LEVEE__FRAME__BODY_PROBE: return 1;
+    default: return 0;
+    }
+}
+
 Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit,
                        RegistryService &registry, bool standalone)
     : metrics_(metrics), probe_(probe), presence_(presence), limit_(limit), registry_(registry),
@@ -37,6 +65,8 @@ Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &p
     metrics_.describe("leveed_frames_out_total", "counter", "Frames sent, by message type.");
     metrics_.describe("leveed_replies_dropped_total", "counter", "Replies whose connection closed first.");
     metrics_.describe("leveed_hello_total", "counter", "Hellos by result (accepted, refused).");
+    metrics_.describe("leveed_requests_refused_total", "counter",
+                      "Requests answered with an error unstarted, by reason (connection_in_flight).");
 }
 
 void Dispatcher::send(FrameConnection &conn, const Levee__Frame &frame) {
@@ -45,16 +75,72 @@ void Dispatcher::send(FrameConnection &conn, const Levee__Frame &frame) {
     }
 }
 
-Reply Dispatcher::replier(const FrameConnection &conn) {
+Reply Dispatcher::replier(const FrameConnection &conn, std::uint64_t cost) {
     const std::uint64_t id = conn.id();
-    return [this, id](const Levee__Frame &frame) {
+    return [this, id, cost](const Levee__Frame &frame) {
         FrameConnection *c = server_ ? server_->find(id) : nullptr;
         if (c == nullptr) {
             metrics_.inc("leveed_replies_dropped_total");
             return;
         }
+        c->in_flight -= std::min(cost, c->in_flight);
         send(*c, frame);
     };
+}
+
+void Dispatcher::refuse(FrameConnection &conn, const Levee__Frame &frame, const std::string &error) {
+    Levee__Frame out = LEVEE__FRAME__INIT;
+    out.request_id = frame.request_id;
+    char *text = const_cast<char *>(error.c_str());
+    Levee__ProbeReply probe = LEVEE__PROBE_REPLY__INIT;
+    Levee__PresenceAck ack = LEVEE__PRESENCE_ACK__INIT;
+    Levee__PresenceQueryReply query = LEVEE__PRESENCE_QUERY_REPLY__INIT;
+    Levee__LimitLeaseReply lease = LEVEE__LIMIT_LEASE_REPLY__INIT;
+    Levee__RegistryAck registry = LEVEE__REGISTRY_ACK__INIT;
+    std::vector<Levee__LimitLeaseGrant> grants;
+    std::vector<Levee__LimitLeaseGrant *> grant_ptrs;
+    switch (frame.body_case) {
+    case LEVEE__FRAME__BODY_PROBE:
+        probe.error = text;
+        out.body_case = LEVEE__FRAME__BODY_PROBE_REPLY;
+        out.probe_reply = &probe;
+        break;
+    case LEVEE__FRAME__BODY_PRESENCE_BATCH:
+        ack.error = text;
+        out.body_case = LEVEE__FRAME__BODY_PRESENCE_ACK;
+        out.presence_ack = &ack;
+        break;
+    case LEVEE__FRAME__BODY_PRESENCE_QUERY:
+        query.error = text;
+        out.body_case = LEVEE__FRAME__BODY_PRESENCE_QUERY_REPLY;
+        out.presence_query_reply = &query;
+        break;
+    case LEVEE__FRAME__BODY_LIMIT_LEASE:
+        // Each key failed, as when Redis does not answer: the module lets
+        // levee_limit_fail decide for them until a lease succeeds.
+        grants.resize(frame.limit_lease->n_entries);
+        for (std::size_t i = 0; i < grants.size(); i++) {
+            const Levee__LimitLeaseEntry &e = *frame.limit_lease->entries[i];
+            levee__limit_lease_grant__init(&grants[i]);
+            grants[i].zone = e.zone;
+            grants[i].key = e.key;
+            grants[i].failed = true;
+            grant_ptrs.push_back(&grants[i]);
+        }
+        lease.n_grants = grant_ptrs.size();
+        lease.grants = grant_ptrs.data();
+        lease.error = text;
+        out.body_case = LEVEE__FRAME__BODY_LIMIT_LEASE_REPLY;
+        out.limit_lease_reply = &lease;
+        break;
+    case LEVEE__FRAME__BODY_REGISTRY_BATCH:
+        registry.error = text;
+        out.body_case = LEVEE__FRAME__BODY_REGISTRY_ACK;
+        out.registry_ack = &registry;
+        break;
+    default: return;
+    }
+    send(conn, out);
 }
 
 void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
@@ -64,22 +150,42 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
         on_hello(conn, *frame);
         return;
     }
-    if (!conn.hello_done) {
+    if (!conn.hello_done()) {
         log::warn("protocol_error", {{"conn", conn.id()}, {"reason", "request before hello"}});
         conn.close_when_flushed("no_hello");
         return;
     }
+    // The Redis client's budget of commands in flight is shared by every
+    // connection: one that sends without waiting for its replies gets
+    // errors for the surplus, the others still get their work done.
+    const std::uint64_t cost = request_cost(*frame, presence_buckets_);
+    if (cost > 0 && conn.in_flight + cost > max_connection_in_flight_) {
+        metrics_.inc("leveed_requests_refused_total", {{"reason", "connection_in_flight"}});
+        log::debug("request_refused", {{"conn", conn.id()},
+                                       {"type", frame_type_name(frame->body_case)},
+                                       {"items", cost},
+                                       {"in_flight", conn.in_flight},
+                                       {"max_connection_in_flight", max_connection_in_flight_}});
+        refuse(conn, *frame,
+               "leveed: " + std::to_string(conn.in_flight) + " work items of this connection in flight, " +
+                   std::to_string(cost) + " more would pass max_connection_in_flight " +
+                   std::to_string(max_connection_in_flight_) + "; retry later");
+        return;
+    }
+    conn.in_flight += cost;
     switch (frame->body_case) {
-    case LEVEE__FRAME__BODY_PROBE: probe_.run(frame->request_id, *frame->probe, replier(conn)); return;
+    case LEVEE__FRAME__BODY_PROBE: probe_.run(frame->request_id, *frame->probe, replier(conn, cost)); return;
     case LEVEE__FRAME__BODY_PRESENCE_BATCH:
-        presence_.handle(frame->request_id, *frame->presence_batch, replier(conn));
+        presence_.handle(frame->request_id, *frame->presence_batch, replier(conn, cost));
         return;
     case LEVEE__FRAME__BODY_PRESENCE_QUERY:
-        presence_.query(frame->request_id, *frame->presence_query, replier(conn));
+        presence_.query(frame->request_id, *frame->presence_query, replier(conn, cost));
         return;
-    case LEVEE__FRAME__BODY_LIMIT_LEASE: limit_.handle(frame->request_id, *frame->limit_lease, replier(conn)); return;
+    case LEVEE__FRAME__BODY_LIMIT_LEASE:
+        limit_.handle(frame->request_id, *frame->limit_lease, replier(conn, cost));
+        return;
     case LEVEE__FRAME__BODY_REGISTRY_BATCH:
-        registry_.handle(frame->request_id, *frame->registry_batch, replier(conn));
+        registry_.handle(frame->request_id, *frame->registry_batch, replier(conn, cost));
         return;
     default:
         // Replies are never sent to leveed.
@@ -120,7 +226,7 @@ void Dispatcher::on_hello(FrameConnection &conn, const Levee__Frame &frame) {
         return;
     }
 
-    conn.hello_done = true;
+    conn.hello_accepted();
     reply.accepted = true;
     reply.reason = const_cast<char *>("");
     metrics_.inc("leveed_hello_total", {{"result", "accepted"}});

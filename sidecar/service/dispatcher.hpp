@@ -1,5 +1,6 @@
 // What leveed does with each frame: checks that a connection said hello in a
-// protocol version we speak, then routes requests to the services.
+// protocol version we speak, then routes requests to the services, as long
+// as the connection's share of the work in flight allows.
 #pragma once
 
 #include <functional>
@@ -22,11 +23,18 @@ class Dispatcher : public FrameHandler {
                RegistryService &registry, bool standalone);
     void attach(FrameServer &server) { server_ = &server; }
     void handle(FrameConnection &conn, FramePtr frame) override;
+    // A reload: applies to the next request.
+    void set_max_connection_in_flight(std::uint32_t n) { max_connection_in_flight_ = n; }
+    // The presence service's bucket count: bounds the commands of a batch.
+    void set_presence_buckets(std::uint32_t n) { presence_buckets_ = n; }
 
   private:
     void on_hello(FrameConnection &conn, const Levee__Frame &frame);
-    // A reply to slow work: dropped (and counted) if the connection is gone.
-    Reply replier(const FrameConnection &conn);
+    // A reply to slow work: dropped (and counted) if the connection is gone;
+    // gives the connection's share of in-flight work back.
+    Reply replier(const FrameConnection &conn, std::uint64_t cost);
+    // Answers a request without doing it, in the reply type it expects.
+    void refuse(FrameConnection &conn, const Levee__Frame &frame, const std::string &error);
     void send(FrameConnection &conn, const Levee__Frame &frame);
 
     Metrics &metrics_;
@@ -36,8 +44,17 @@ class Dispatcher : public FrameHandler {
     RegistryService &registry_;
     FrameServer *server_ = nullptr;
     bool standalone_;
+    // Redis's client refuses commands beyond 100000 in flight, for every
+    // connection at once: one connection gets at most this many work items.
+    std::uint32_t max_connection_in_flight_ = 50000;
+    std::uint32_t presence_buckets_ = kDefaultPresenceBuckets;
 };
 
 const char *frame_type_name(Levee__Frame__BodyCase body);
+
+// The work items of a request, about the Redis commands it makes: a lease's
+// or registry batch's entries, a query's users (a room query, a probe: one),
+// a presence batch's buckets and rooms.
+std::uint64_t request_cost(const Levee__Frame &frame, std::uint32_t presence_buckets);
 
 } // namespace levee

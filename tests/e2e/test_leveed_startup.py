@@ -152,7 +152,7 @@ def test_check_config_prints_every_setting_with_secrets_masked(levee_build, tmp_
     assert re.search(r"^log_level +info +# default$", out, re.M), "set to its default: shown as default"
     assert re.search(r"^redis +127\.0\.0\.1:7000$", out, re.M)
     assert re.search(r"^drain_timeout_ms +10000 +# default$", out, re.M)
-    assert len([l for l in out.splitlines() if not l.endswith(": ok")]) == 23
+    assert len([l for l in out.splitlines() if not l.endswith(": ok")]) == 27
 
 
 def test_check_config_refuses_what_start_would_refuse(levee_build, tmp_path):

@@ -114,3 +114,47 @@ def test_garbage_storm_leaves_leveed_serving(stack, levee_build):
                           capture_output=True, timeout=10).returncode == 0
     time.sleep(0.2)
     assert "closed the connection" not in nginx.error_log()
+
+
+@pytest.fixture
+def short_limits(make_leveed, make_nginx):
+    leveed = make_leveed(metrics=True, extra_config="hello_timeout_ms 200\nframe_timeout_ms 200\n")
+    nginx = make_nginx(PLAIN_HTTP, workers=2, sock=leveed.socket_path)
+    wait_until(lambda: leveed.log().count("hello_accepted") >= 2, timeout=10, message="worker hellos")
+    return leveed, nginx
+
+
+def test_silent_and_half_sent_connections_are_closed_but_idle_nginx_links_stay(short_limits):
+    """1024 connections that never say hello (or never finish a frame) must
+    not hold leveed's slots for ever; nginx's links, idle between requests
+    by design, must stay."""
+    leveed, nginx = short_limits
+    # Opened after nginx's links: once these are closed, more than the
+    # timeouts passed over the links too.
+    silent = send_raw(leveed.socket_path, b"")
+    assert silent == b"", "leveed answered a connection that said nothing"
+    got = send_raw(leveed.socket_path, HELLO_FRAME + b"\x00\x00\x01\x00" + b"partial")
+    assert got[4:5] == b"\x5a", "hello was not answered"
+    wait_until(lambda: closed_count(leveed, "hello_timeout") == 1, timeout=5, message="hello_timeout counted")
+    wait_until(lambda: closed_count(leveed, "frame_timeout") == 1, timeout=5, message="frame_timeout counted")
+    assert leveed.log().count("hello_accepted") == 3, "an nginx worker had to reconnect"
+    assert "closed the connection" not in nginx.error_log()
+    assert nginx.get("/")[0] == 200
+
+
+def test_connection_limits_are_shown_by_check_config(levee_build, tmp_path):
+    conf = tmp_path / "leveed.conf"
+    conf.write_text("hello_timeout_ms 1000\nmax_output_bytes 2m\n")
+    out = subprocess.run([levee_build.leveed, "--check-config", str(conf)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^hello_timeout_ms +1000$", out.stdout, re.M), out.stdout
+    assert re.search(r"^max_output_bytes +2097152$", out.stdout, re.M), out.stdout
+    assert re.search(r"^frame_timeout_ms +10000 +# default$", out.stdout, re.M), out.stdout
+    assert re.search(r"^max_connection_in_flight +50000 +# default$", out.stdout, re.M), out.stdout
+    bad = tmp_path / "bad.conf"
+    bad.write_text("frame_timeout_ms 50\n")
+    out = subprocess.run([levee_build.leveed, "--check-config", str(bad)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode != 0
+    assert "frame_timeout_ms must be 100..600000" in out.stdout + out.stderr

@@ -58,6 +58,22 @@ TEST(ConfigDiff, SplitsWhatAppliesLiveFromWhatNeedsARestart) {
     EXPECT_EQ(changes.restart, (Names{"socket", "presence_buckets"}));
 }
 
+// They are fixed into each connection when it is accepted: a reload applies
+// them to the next ones.
+TEST(ConfigDiff, ConnectionLimitsApplyLive) {
+    levee::Config running;
+    levee::Config next;
+    next.hello_timeout_ms = 1000;
+    next.frame_timeout_ms = 2000;
+    next.max_output_bytes = 2u << 20;
+    next.max_connection_in_flight = 10;
+    EXPECT_EQ(levee::diff_config(running, next).live,
+              (Names{"hello_timeout_ms", "frame_timeout_ms", "max_output_bytes", "max_connection_in_flight"}));
+    const levee::Config merged = levee::merge_live(running, next);
+    EXPECT_EQ(merged.max_output_bytes, 2u << 20);
+    EXPECT_EQ(merged.max_connection_in_flight, 10u);
+}
+
 TEST(ConfigDiff, AChangedSecretIsSeenThoughItIsShownMasked) {
     levee::Config running;
     levee::Config next;

@@ -96,6 +96,31 @@ TEST(Config, SpoolMaxBytesIsASizeOfAtLeastOneMegabyte) {
     }
 }
 
+TEST(Config, ConnectionLimitsHaveDefaultsAndRanges) {
+    levee::Config c;
+    EXPECT_EQ(c.hello_timeout_ms, 5000u);
+    EXPECT_EQ(c.frame_timeout_ms, 10000u);
+    EXPECT_EQ(c.max_output_bytes, 8u << 20);
+    EXPECT_EQ(c.max_connection_in_flight, 50000u);
+    EXPECT_TRUE(levee::parse_config("hello_timeout_ms 100\nframe_timeout_ms 600000\nmax_output_bytes 1m\n"
+                                    "max_connection_in_flight 1\n",
+                                    c)
+                    .empty());
+    EXPECT_EQ(c.hello_timeout_ms, 100u);
+    EXPECT_EQ(c.frame_timeout_ms, 600000u);
+    EXPECT_EQ(c.max_output_bytes, 1u << 20);
+    EXPECT_EQ(c.max_connection_in_flight, 1u);
+    levee::Config d;
+    const auto errors = levee::parse_config("hello_timeout_ms 99\nframe_timeout_ms 600001\nmax_output_bytes 1023k\n"
+                                            "max_output_bytes_x 1\nmax_connection_in_flight 100001\n",
+                                            d);
+    ASSERT_EQ(errors.size(), 5u);
+    EXPECT_NE(errors[0].message.find("hello_timeout_ms must be 100..600000"), std::string::npos);
+    EXPECT_NE(errors[1].message.find("frame_timeout_ms must be 100..600000"), std::string::npos);
+    EXPECT_NE(errors[2].message.find("between 1m and 256m"), std::string::npos);
+    EXPECT_NE(errors[4].message.find("max_connection_in_flight must be 1..100000"), std::string::npos);
+}
+
 // --check-config said ok to these, then leveed refused to start with them.
 TEST(Config, RefusesWhatStartupWouldRefuse) {
     levee::Config c;

@@ -105,6 +105,7 @@ class Client {
     }
 
     void close_write() { ::shutdown(fd_, SHUT_WR); }
+    int fd() const { return fd_; }
 
     // Reads what is there without blocking; true once the server closed.
     bool pump() {
@@ -166,11 +167,16 @@ class ServerFixture : public ::testing::Test {
         std::filesystem::remove_all(dir_, ec);
     }
     void listen(std::uint32_t max_connections = 1024, std::uint32_t max_frame_bytes = 1u << 20) {
+        ConnectionLimits limits;
+        limits.max_frame_bytes = max_frame_bytes;
+        listen(max_connections, limits);
+    }
+    void listen(std::uint32_t max_connections, const ConnectionLimits &limits) {
         server_.reset();
         FrameServerOptions o;
         o.socket_path = path();
         o.max_connections = max_connections;
-        o.max_frame_bytes = max_frame_bytes;
+        o.limits = limits;
         server_ = std::make_unique<FrameServer>(base_.get(), o, dispatcher_, metrics_);
         dispatcher_.attach(*server_);
         std::string error;

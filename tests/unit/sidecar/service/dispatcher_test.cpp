@@ -142,5 +142,20 @@ TEST_F(DispatcherTest, ASecondHelloIsAnsweredAgain) {
     EXPECT_TRUE(reply->hello_reply->accepted);
 }
 
+// The share of in-flight work is given back with each reply.
+TEST_F(DispatcherTest, AnsweredRequestsGiveTheirShareBack) {
+    dispatcher_.set_max_connection_in_flight(1);
+    auto c = connect_hello();
+    for (std::uint64_t id = 20; id < 23; id++) {
+        UserQuery q(id);
+        c->send(q.f);
+        FramePtr reply = c->await_frame(base());
+        ASSERT_NE(reply, nullptr);
+        ASSERT_EQ(reply->body_case, LEVEE__FRAME__BODY_PRESENCE_QUERY_REPLY);
+        EXPECT_TRUE(reply->presence_query_reply->ok) << reply->presence_query_reply->error;
+    }
+    EXPECT_EQ(metrics_.value("leveed_requests_refused_total", {{"reason", "connection_in_flight"}}), 0);
+}
+
 } // namespace
 } // namespace levee::testing
