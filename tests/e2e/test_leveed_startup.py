@@ -34,6 +34,8 @@ LIMITS = """
 
 WARNING = r'levee_limit_zone "{zone}" is scope=global but leveed is standalone: N nginx hosts each admit the full rate'
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def hello(levee_build, leveed) -> str:
     r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "hello"],
@@ -152,7 +154,11 @@ def test_check_config_prints_every_setting_with_secrets_masked(levee_build, tmp_
     assert re.search(r"^log_level +info +# default$", out, re.M), "set to its default: shown as default"
     assert re.search(r"^redis +127\.0\.0\.1:7000$", out, re.M)
     assert re.search(r"^drain_timeout_ms +10000 +# default$", out, re.M)
-    assert len([l for l in out.splitlines() if not l.endswith(": ok")]) == 27
+    # every setting, each once, and each one the reference documents
+    printed = [l.split()[0] for l in out.splitlines() if not l.endswith(": ok")]
+    with open(os.path.join(REPO, "docs", "leveed.md")) as f:
+        documented = re.findall(r"^\| `([a-z_]+)` \|", f.read(), re.M)
+    assert sorted(printed) == sorted(set(printed)) == sorted(documented), (printed, documented)
 
 
 def test_check_config_refuses_what_start_would_refuse(levee_build, tmp_path):
