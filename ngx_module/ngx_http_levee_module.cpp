@@ -223,3 +223,19 @@ ngx_http_levee_exit_process(ngx_cycle_t *cycle)
 {
     ngx_levee_link_stop();
 }
+
+
+void
+ngx_http_levee_zone_seed(ngx_log_t *log, levee::hash::Seed *seed)
+{
+    if (levee::hash::random_seed(seed)) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                  "getrandom() failed, the levee zone's hash seed comes "
+                  "from random()");
+
+    seed->k0 = ((uint64_t) ngx_random() << 32) ^ (uint64_t) ngx_random();
+    seed->k1 = ((uint64_t) ngx_random() << 32) ^ (uint64_t) ngx_random();
+}

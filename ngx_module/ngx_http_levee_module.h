@@ -8,6 +8,7 @@ extern "C" {
 #include <ngx_http.h>
 }
 
+#include "core/hash/keyed_hash.hpp"
 #include "core/link/sidecar_url.hpp"
 
 #define NGX_HTTP_LEVEE_VERSION "0.1.0"
@@ -47,5 +48,12 @@ ngx_int_t ngx_http_levee_add_handler_last(ngx_conf_t *cf,
  * The old zone is still mapped in the master while the new cycle starts.
  */
 ngx_shm_zone_t *ngx_http_levee_replaced_zone(ngx_shm_zone_t *shm_zone);
+
+/*
+ * The secret seed of a new zone's hash table, from the kernel's CSPRNG; if
+ * that fails (no getrandom(2)), from random(3), with a warning: a weak seed
+ * still spreads keys, it only lets a patient client guess chains.
+ */
+void ngx_http_levee_zone_seed(ngx_log_t *log, levee::hash::Seed *seed);
 
 #endif

@@ -7,13 +7,8 @@ namespace levee::limit {
 static_assert(sizeof(Entry) == 32 && offsetof(Entry, spare) + 1 == kEntryHead, "Entry layout");
 static_assert(sizeof(GlobalPart) == kGlobalPartSize, "GlobalPart layout");
 
-uint32_t hash_key(const unsigned char *key, size_t len) {
-    uint32_t h = 2166136261u; // FNV-1a
-    for (size_t i = 0; i < len; i++) {
-        h ^= key[i];
-        h *= 16777619u;
-    }
-    return h;
+uint32_t hash_key(const hash::Seed &seed, const unsigned char *key, size_t len) {
+    return static_cast<uint32_t>(hash::siphash13(seed, key, len));
 }
 
 uint32_t Table::buckets_for(size_t zone_size) {
@@ -24,7 +19,7 @@ uint32_t Table::buckets_for(size_t zone_size) {
     return n;
 }
 
-bool Table::init(const Allocator &a, uint32_t nbuckets, uint32_t extra) {
+bool Table::init(const Allocator &a, uint32_t nbuckets, uint32_t extra, const hash::Seed &seed) {
     void *b = a.alloc(a.ctx, sizeof(uint32_t) * nbuckets);
     if (b == nullptr) {
         return false;
@@ -34,6 +29,7 @@ bool Table::init(const Allocator &a, uint32_t nbuckets, uint32_t extra) {
     h_->bucket_mask = nbuckets - 1;
     h_->buckets = off(b);
     h_->extra = extra;
+    h_->seed = seed;
     return true;
 }
 

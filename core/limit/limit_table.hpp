@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/hash/keyed_hash.hpp"
+
 namespace levee::limit {
 
 struct Allocator {
@@ -55,9 +57,12 @@ struct TableHeader {
     uint64_t count;     // entries now
     uint64_t evictions; // entries dropped to make room while still in use
     uint64_t expired;   // idle entries reclaimed
+    hash::Seed seed;    // chosen when the zone is made, kept while it lives
 };
 
-uint32_t hash_key(const unsigned char *key, size_t len);
+// The chain a key falls into depends on the zone's secret seed, so that no
+// one can pick keys that share a chain.
+uint32_t hash_key(const hash::Seed &seed, const unsigned char *key, size_t len);
 
 // Decides whether an entry holds no state worth keeping (safe to drop).
 using IdlePredicate = bool (*)(const Entry *e, int64_t now_us);
@@ -68,7 +73,7 @@ class Table {
 
     // Buckets for a zone of `zone_size` bytes: about one per 64 bytes.
     static uint32_t buckets_for(size_t zone_size);
-    bool init(const Allocator &a, uint32_t nbuckets, uint32_t extra);
+    bool init(const Allocator &a, uint32_t nbuckets, uint32_t extra, const hash::Seed &seed);
 
     Entry *find(uint32_t hash, const unsigned char *key, uint16_t len) const;
     // Allocates a new entry (tat = 0, global part zeroed) at the LRU head.

@@ -7,15 +7,8 @@ namespace levee::presence {
 
 namespace {
 
-constexpr uint32_t kMagic = 0x4c505431; // "LPT1"
-
-uint32_t fnv1a(uint32_t h, const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
+// "LPT2": LPT1 had no seed in its header and hashed with FNV-1a.
+constexpr uint32_t kMagic = 0x4c505432;
 
 uint32_t align_up(uint32_t v, uint32_t a) {
     return (v + a - 1) / a * a;
@@ -39,14 +32,16 @@ const char *check_key(const unsigned char *p, size_t len, size_t max, bool may_b
     return nullptr;
 }
 
-uint32_t hash_key(const Key &k) {
+uint32_t hash_key(const hash::Seed &seed, const Key &k) {
     static const unsigned char sep = 0xff; // never in a checked key: "a"+"bc" != "ab"+"c"
-    uint32_t h = fnv1a(2166136261u, k.user, k.ulen);
-    h = fnv1a(h, &sep, 1);
-    return fnv1a(h, k.room, k.rlen);
+    hash::SipHasher13 h(seed);
+    h.update(k.user, k.ulen);
+    h.update(&sep, 1);
+    h.update(k.room, k.rlen);
+    return static_cast<uint32_t>(h.finish());
 }
 
-bool Table::init(size_t bytes) {
+bool Table::init(size_t bytes, const hash::Seed &seed) {
     if (bytes > 0xffffffffu || bytes < sizeof(Header) + 4096) {
         return false;
     }
@@ -62,6 +57,7 @@ bool Table::init(size_t bytes) {
     h_->arena = align_up(h_->buckets + n * sizeof(uint32_t), kChunkUnit);
     h_->bump = h_->arena;
     h_->end = static_cast<uint32_t>(bytes) / kChunkUnit * kChunkUnit;
+    h_->seed = seed;
     h_->magic = kMagic;
     return h_->arena < h_->end;
 }
@@ -84,7 +80,7 @@ int Table::ttl_index(uint32_t ttl_ms) {
 }
 
 Entry *Table::find_mut(const Key &k, uint32_t **link) const {
-    uint32_t *l = &buckets()[hash_key(k) & h_->bucket_mask];
+    uint32_t *l = &buckets()[hash_key(h_->seed, k) & h_->bucket_mask];
     for (Entry *e = at(*l); e != nullptr; l = &e->hnext, e = at(e->hnext)) {
         if (e->ulen == k.ulen && e->rlen == k.rlen) {
             const unsigned char *b = reinterpret_cast<const unsigned char *>(e + 1);
@@ -213,7 +209,7 @@ BeatResult Table::beat(const Key &k, int64_t now_ms, uint8_t ttl, uint64_t backl
     e->ttl = ttl;
     std::memcpy(bytes(e), k.user, k.ulen);
     std::memcpy(bytes(e) + k.ulen, k.room, k.rlen);
-    uint32_t *b = &buckets()[hash_key(k) & h_->bucket_mask];
+    uint32_t *b = &buckets()[hash_key(h_->seed, k) & h_->bucket_mask];
     e->hnext = *b;
     *b = off(e);
     push_dirty(e);

@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/hash/keyed_hash.hpp"
+
 namespace levee::presence {
 
 constexpr size_t kMaxUserBytes = 255;
@@ -74,6 +76,7 @@ struct Header {
     Counters c;
     uint32_t retired; // adopted by a new table: refuses beats from then on
     uint32_t spare;
+    hash::Seed seed; // of the chains, chosen by init(): secret from clients
 };
 
 struct Key {
@@ -102,7 +105,7 @@ class Table {
     explicit Table(unsigned char *base) : base_(base), h_(reinterpret_cast<Header *>(base)) {}
 
     // Formats a region of `bytes` bytes (at most 4 GiB) starting at base.
-    bool init(size_t bytes);
+    bool init(size_t bytes, const hash::Seed &seed);
     bool valid() const;
 
     // The index of a ttl, added if new; -1 when kMaxTtls are taken.
@@ -161,6 +164,6 @@ class Table {
     Header *h_;
 };
 
-uint32_t hash_key(const Key &k);
+uint32_t hash_key(const hash::Seed &seed, const Key &k);
 
 } // namespace levee::presence

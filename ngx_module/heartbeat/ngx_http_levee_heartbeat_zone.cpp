@@ -77,6 +77,7 @@ ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_int_t                      rc;
     size_t                         size;
     ngx_shm_zone_t                *old;
+    levee::hash::Seed              seed;
 
     if (octx != NULL) {
         /* a reload keeps the table and whatever waits in it */
@@ -124,7 +125,9 @@ ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     Table  t = ngx_http_levee_hb_table(ctx);
 
-    if (!t.init(size)) {
+    ngx_http_levee_zone_seed(shm_zone->shm.log, &seed);
+
+    if (!t.init(size, seed)) {
         return NGX_ERROR;
     }
 

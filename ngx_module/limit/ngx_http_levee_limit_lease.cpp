@@ -182,7 +182,7 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
             ngx_shmtx_lock(&zone->shpool->mutex);
 
             for (i = 0; i < n; i++) {
-                e = t.find(levee::limit::hash_key(entries[i].key.data, entries[i].key.len),
+                e = t.find(levee::limit::hash_key(zone->sh->seed, entries[i].key.data, entries[i].key.len),
                            entries[i].key.data, (uint16_t) entries[i].key.len);
                 if (e != NULL) {
                     t.global(e)->pending_ms = 0;
@@ -284,7 +284,7 @@ ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
-        e = t.find(levee::limit::hash_key(grant->key.data, grant->key.len),
+        e = t.find(levee::limit::hash_key(zone->sh->seed, grant->key.data, grant->key.len),
                    grant->key.data, (uint16_t) grant->key.len);
         if (e != NULL
             && levee::limit::lease_apply(*e, *t.global(e), grant->granted, grant->failed))

@@ -202,7 +202,7 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
         return NGX_DECLINED;
     }
 
-    hash = levee::limit::hash_key(res->key.data, res->key.len);
+    hash = levee::limit::hash_key(zone->sh->seed, res->key.data, res->key.len);
     now = ngx_http_levee_limit_now_us();
 
     Table  t = ngx_http_levee_limit_table(zone);
@@ -294,7 +294,7 @@ ngx_http_levee_limit_refund(ngx_http_levee_limit_t *limit,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    e = t.find(levee::limit::hash_key(res->key.data, res->key.len),
+    e = t.find(levee::limit::hash_key(zone->sh->seed, res->key.data, res->key.len),
                res->key.data, (uint16_t) res->key.len);
     if (e != NULL) {
         if (zone->global) {

@@ -101,6 +101,7 @@ ngx_http_levee_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     size_t                        len;
     uint32_t                      extra;
     ngx_shm_zone_t               *old;
+    levee::hash::Seed             seed;
 
     extra = ctx->global ? levee::limit::kGlobalPartSize : 0;
 
@@ -149,8 +150,10 @@ ngx_http_levee_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     Table  t = ngx_http_levee_limit_table(ctx);
 
+    ngx_http_levee_zone_seed(shm_zone->shm.log, &seed);
+
     if (!t.init(ngx_http_levee_limit_allocator(ctx),
-                Table::buckets_for(shm_zone->shm.size), extra))
+                Table::buckets_for(shm_zone->shm.size), extra, seed))
     {
         return NGX_ERROR;
     }

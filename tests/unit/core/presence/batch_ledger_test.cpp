@@ -14,7 +14,7 @@ constexpr uint64_t kNoLimit = ~0ull;
 struct Region {
     std::vector<unsigned char> mem;
     Table t;
-    explicit Region(size_t bytes) : mem(bytes), t(mem.data()) { EXPECT_TRUE(t.init(bytes)); }
+    explicit Region(size_t bytes) : mem(bytes), t(mem.data()) { EXPECT_TRUE(t.init(bytes, {1, 2})); }
 };
 
 Key key(const std::string &user) {

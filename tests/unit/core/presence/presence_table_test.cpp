@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -13,7 +15,7 @@ namespace {
 struct Region {
     std::vector<unsigned char> mem;
     Table t;
-    explicit Region(size_t bytes) : mem(bytes), t(mem.data()) { EXPECT_TRUE(t.init(bytes)); }
+    explicit Region(size_t bytes) : mem(bytes), t(mem.data()) { EXPECT_TRUE(t.init(bytes, {1, 2})); }
 };
 
 Key key(const std::string &user, const std::string &room = "") {
@@ -261,4 +263,54 @@ TEST(PresenceTable, AdoptCountsWhatDoesNotFit) {
     const size_t lost = n.adopt(o);
     EXPECT_GT(lost, 0u);
     EXPECT_EQ(n.header().count + lost, 500u);
+}
+
+namespace {
+
+// The hash of (user, room) before the table was seeded.
+uint32_t old_fnv1a(const std::string &user, const std::string &room) {
+    uint32_t h = 2166136261u;
+    const std::string bytes = user + '\xff' + room;
+    for (unsigned char c : bytes) {
+        h ^= c;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+size_t longest_chain(const Region &r) {
+    const Header &h = r.t.header();
+    const auto *buckets = reinterpret_cast<const uint32_t *>(r.mem.data() + h.buckets);
+    size_t longest = 0;
+    for (uint32_t b = 0; b <= h.bucket_mask; b++) {
+        size_t n = 0;
+        for (uint32_t off = buckets[b]; off != 0; off = reinterpret_cast<const Entry *>(r.mem.data() + off)->hnext) {
+            n++;
+        }
+        longest = std::max(longest, n);
+    }
+    return longest;
+}
+
+} // namespace
+
+// Users crafted offline to share one chain under the unseeded FNV-1a (every
+// beat walks it under the zone's lock) spread under the seeded hash.
+TEST(PresenceTable, AFloodCraftedAgainstFnvSpreadsUnderTheSeededHash) {
+    Region r(256 << 10);
+    const uint32_t mask = r.t.header().bucket_mask;
+    ASSERT_EQ(mask + 1, 2048u);
+    const int ttl = r.t.ttl_index(30000);
+    size_t stored = 0;
+    for (uint64_t i = 0; stored < 4096; i++) {
+        const std::string user = "u" + std::to_string(i);
+        if ((old_fnv1a(user, "lobby") & mask) == 0) {
+            ASSERT_EQ(r.t.beat(key(user, "lobby"), 1, static_cast<uint8_t>(ttl), UINT64_MAX), BeatResult::kStored);
+            stored++;
+        }
+    }
+    // 2 a bucket on average: the old hash made one chain of 4096.
+    const size_t longest = longest_chain(r);
+    EXPECT_LE(longest, 12u);
+    RecordProperty("longest_chain", static_cast<int>(longest));
 }
