@@ -8,6 +8,7 @@
  */
 
 #include "ngx_http_levee_heartbeat.h"
+#include "core/link/frame_bounds.hpp"
 #include "core/presence/batch_ledger.hpp"
 
 using levee::presence::BatchLedger;
@@ -18,8 +19,8 @@ using levee::presence::Taken;
 
 
 /* Records per batch frame, and bytes of users and rooms per batch. */
-#define NGX_HTTP_LEVEE_HB_BATCH           4000
-#define NGX_HTTP_LEVEE_HB_BATCH_BYTES     (512 * 1024)
+#define NGX_HTTP_LEVEE_HB_BATCH           levee::link::kPresenceBatchRecords
+#define NGX_HTTP_LEVEE_HB_BATCH_BYTES     levee::link::kPresenceBatchNameBytes
 /*
  * An unanswered batch is sent again after this long. Longer than leveed
  * keeps retrying Redis (15 s), so a slow ack is not duplicated; a lost link

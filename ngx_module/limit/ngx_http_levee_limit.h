@@ -24,6 +24,7 @@ extern "C" {
 
 /* the smallest levee_limit_zone size= that holds a key */
 #define NGX_HTTP_LEVEE_LIMIT_MIN_SIZE     (8 * 4096)
+#define NGX_HTTP_LEVEE_LIMIT_MAX_SIZE     0xffffffffULL
 
 
 typedef struct {

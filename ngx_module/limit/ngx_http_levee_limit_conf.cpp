@@ -5,6 +5,7 @@
  */
 
 #include "core/limit/rate_parse.hpp"
+#include "core/link/frame_bounds.hpp"
 #include "ngx_http_levee_limit.h"
 #include "ngx_http_levee_module.h"
 
@@ -129,6 +130,14 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return (char *) NGX_CONF_ERROR;
     }
 
+    /* every lease entry carries the zone's name: it bounds the lease frame */
+    if (value[1].len > levee::link::kLeaseZoneNameMax) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "levee_limit_zone name \"%V\" is longer than %uz bytes",
+                           &value[1], levee::link::kLeaseZoneNameMax);
+        return (char *) NGX_CONF_ERROR;
+    }
+
     ctx = (ngx_http_levee_limit_zone_t *) ngx_pcalloc(cf->pool, sizeof(ngx_http_levee_limit_zone_t));
     if (ctx == NULL) {
         return (char *) NGX_CONF_ERROR;
@@ -204,6 +213,15 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "levee_limit_zone \"%V\" is too small: \"%V\" leaves no "
                                    "room for one key; the minimum is 32k", &value[1], &value[i]);
+                return (char *) NGX_CONF_ERROR;
+            }
+
+            /* the table links its entries by 32-bit offsets into the zone */
+            if ((uint64_t) size > NGX_HTTP_LEVEE_LIMIT_MAX_SIZE) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "levee_limit_zone \"%V\" is too large: \"%V\" is beyond "
+                                   "what the table's 32-bit offsets address; the size is "
+                                   "from 32k to 4095m", &value[1], &value[i]);
                 return (char *) NGX_CONF_ERROR;
             }
 

@@ -6,6 +6,7 @@
  */
 
 #include "core/limit/lease.hpp"
+#include "core/link/frame_bounds.hpp"
 #include "ngx_http_levee_limit.h"
 #include "ngx_levee_link.h"
 
@@ -15,9 +16,9 @@ using levee::limit::Table;
 
 
 /* Keys per lease frame: bounds the frame and the time the mutex is held. */
-#define NGX_HTTP_LEVEE_LIMIT_BATCH        512
+#define NGX_HTTP_LEVEE_LIMIT_BATCH        levee::link::kLeaseBatchEntries
 /* Bytes of keys per lease frame: any one key (at most 65535 bytes) fits. */
-#define NGX_HTTP_LEVEE_LIMIT_KEYS         (128 * 1024)
+#define NGX_HTTP_LEVEE_LIMIT_KEYS         levee::link::kLeaseBatchKeyBytes
 
 
 static ngx_event_t        ngx_http_levee_limit_timer;

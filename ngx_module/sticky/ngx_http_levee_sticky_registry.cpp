@@ -15,6 +15,7 @@ extern "C" {
 
 #include <new>
 
+#include "core/link/frame_bounds.hpp"
 #include "core/sticky/registry_buffer.hpp"
 #include "core/sticky/registry_flush.hpp"
 #include "core/sticky/registry_report.hpp"
@@ -35,9 +36,12 @@ using levee::sticky::RegistryBuffer;
 #define NGX_HTTP_LEVEE_REGISTRY_KEYS       8192
 #define NGX_HTTP_LEVEE_REGISTRY_KEY_BYTES  (512 * 1024)
 /* longer keys are not recorded: they are no user ids */
-#define NGX_HTTP_LEVEE_REGISTRY_MAX_KEY    512
-/* entries per frame: 512 keys of 512 bytes stay well under a frame's 1 MiB */
-#define NGX_HTTP_LEVEE_REGISTRY_BATCH      512
+#define NGX_HTTP_LEVEE_REGISTRY_MAX_KEY    levee::link::kRegistryMaxKey
+/* entries per frame: what leveed's smallest max_frame_bytes takes */
+#define NGX_HTTP_LEVEE_REGISTRY_BATCH      levee::link::kRegistryBatchEntries
+
+static_assert(NGX_SOCKADDR_STRLEN <= levee::link::kRegistryMaxServer,
+              "a server address fits the frame bound");
 
 
 /* choices not recorded: logged at most this often */

@@ -10,6 +10,7 @@
 
 #include <sys/un.h>
 
+#include "core/link/frame_bounds.hpp"
 #include "host_port.hpp"
 #include "mongo_uri.hpp"
 
@@ -100,7 +101,15 @@ const std::map<std::string, Setter> &setters() {
              if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != std::string::npos) {
                  return "socket_mode must be an octal mode such as 0660";
              }
-             c.socket_mode = static_cast<unsigned>(std::stoul(v, nullptr, 8));
+             const auto mode = static_cast<unsigned>(std::stoul(v, nullptr, 8));
+             if (mode & ~0777u) {
+                 return "socket_mode " + v + " has setuid, setgid or sticky bits, which mean nothing on a socket";
+             }
+             if (mode & 0002u) {
+                 return "socket_mode " + v +
+                        " is world-writable: any local user could send leveed frames; use 0660 and socket_group";
+             }
+             c.socket_mode = mode;
              return "";
          }},
         {"socket_group",
@@ -180,10 +189,13 @@ const std::map<std::string, Setter> &setters() {
         {"max_frame_bytes",
          [](const std::string &v, Config &c) -> std::string {
              // The module reads frames of at most 1m: a larger limit here would
-             // let leveed send replies nginx refuses.
-             return parse_size(v, 1024, 1u << 20, c.max_frame_bytes)
-                        ? ""
-                        : "max_frame_bytes must be a size between 1k and 1m";
+             // let leveed send replies nginx refuses. A limit below the module's
+             // largest batch frame would refuse that batch, which the module
+             // then sends again, forever.
+             static const std::string kRange =
+                 "max_frame_bytes must be a size between " + std::to_string(link::kMinMaxFrameBytes / 1024) +
+                 "k (the module's largest batch frame) and 1m";
+             return parse_size(v, static_cast<std::uint32_t>(link::kMinMaxFrameBytes), 1u << 20, c.max_frame_bytes) ? "" : kRange;
          }},
         {"max_connections",
          [](const std::string &v, Config &c) -> std::string {

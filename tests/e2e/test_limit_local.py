@@ -304,6 +304,13 @@ def test_a_full_zone_evicts_the_least_recently_used_key(make_nginx):
      'invalid value "loud"'),
     ("levee_limit_zone z key=$http_x_key rate=1r/s size=4k;",
      'levee_limit_zone "z" is too small: "size=4k" leaves no room for one key'),
+    # the table links entries by 32-bit offsets into the zone
+    ("levee_limit_zone z key=$http_x_key rate=1r/s size=4096m;",
+     'levee_limit_zone "z" is too large: "size=4096m" is beyond what the table\'s 32-bit offsets '
+     'address; the size is from 32k to 4095m'),
+    # every lease entry carries the name: it bounds the lease frame
+    ("levee_limit_zone " + "n" * 257 + " key=$http_x_key rate=1r/s;",
+     'levee_limit_zone name "' + "n" * 257 + '" is longer than 256 bytes'),
     ("levee_limit_zone z rate=1r/s;",
      'levee_limit_zone "z" needs key= and rate='),
     ("levee_limit_zone z key=$http_x_key rate=1r/s scope=galactic;",

@@ -60,7 +60,7 @@ BAD_FRAMES = {
 
 @pytest.fixture
 def stack(make_leveed, make_nginx):
-    leveed = make_leveed(metrics=True, extra_config="max_frame_bytes 64k\n")
+    leveed = make_leveed(metrics=True, extra_config="max_frame_bytes 640k\n")
     nginx = make_nginx(PLAIN_HTTP, workers=2, sock=leveed.socket_path)
     wait_until(lambda: leveed.log().count("hello_accepted") >= 2, timeout=10, message="worker hellos")
     return leveed, nginx
@@ -94,7 +94,7 @@ def test_truncated_frame_is_counted(stack):
 def test_frame_over_max_frame_bytes_is_refused(stack):
     leveed, _ = stack
     before = closed_count(leveed, "oversize")
-    send_raw(leveed.socket_path, HELLO_FRAME + (65 * 1024).to_bytes(4, "big") + b"x" * 1024)
+    send_raw(leveed.socket_path, HELLO_FRAME + (641 * 1024).to_bytes(4, "big") + b"x" * 1024)
     wait_until(lambda: closed_count(leveed, "oversize") == before + 1, timeout=5, message="oversize counted")
 
 

@@ -110,6 +110,23 @@ zone_parameter_errors(void **state)
     levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s size=16k",
                      "levee_limit_zone \"one\" is too small: \"size=16k\" leaves no room for one "
                      "key; the minimum is 32k");
+    /* the table links its entries by 32-bit offsets into the zone */
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s size=4096m",
+                     "levee_limit_zone \"one\" is too large: \"size=4096m\" is beyond what the "
+                     "table's 32-bit offsets address; the size is from 32k to 4095m");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s size=4194304k",
+                     "levee_limit_zone \"one\" is too large: \"size=4194304k\" is beyond what the "
+                     "table's 32-bit offsets address; the size is from 32k to 4095m");
+    levee_conf_fails(h, "levee_limit_zone "
+                        "n123456789n123456789n123456789n123456789n123456789n123456789n123456789"
+                        "n123456789n123456789n123456789n123456789n123456789n123456789n123456789"
+                        "n123456789n123456789n123456789n123456789n123456789n123456789n123456789"
+                        "n123456789n123456789n123456789n123456789n123456 key=$uri rate=1r/s",
+                     "levee_limit_zone name \""
+                     "n123456789n123456789n123456789n123456789n123456789n123456789n123456789"
+                     "n123456789n123456789n123456789n123456789n123456789n123456789n123456789"
+                     "n123456789n123456789n123456789n123456789n123456789n123456789n123456789"
+                     "n123456789n123456789n123456789n123456789n123456\" is longer than 256 bytes");
     levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s sync=0",
                      "invalid parameter \"sync=0\"");
     levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s scope=planet",

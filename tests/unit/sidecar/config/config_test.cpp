@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
+#include <utility>
 
 #include "config/config.hpp"
+#include "core/link/frame_bounds.hpp"
 
 namespace {
 
@@ -24,7 +27,7 @@ TEST(Config, ParsesEverySetting) {
         "mongo_database presence\n"
         "log_level debug\n"
         "metrics_listen 127.0.0.1:9465\n"
-        "max_frame_bytes 64k\n"
+        "max_frame_bytes 768k\n"
         "\n",
         c);
     ASSERT_TRUE(errors.empty()) << errors[0].message;
@@ -35,7 +38,7 @@ TEST(Config, ParsesEverySetting) {
     EXPECT_EQ(c.mongo_database, "presence");
     EXPECT_EQ(c.log_level, levee::log::Level::kDebug);
     EXPECT_EQ(c.metrics_listen, "127.0.0.1:9465");
-    EXPECT_EQ(c.max_frame_bytes, 65536u);
+    EXPECT_EQ(c.max_frame_bytes, 786432u);
     EXPECT_FALSE(c.standalone());
 }
 
@@ -65,7 +68,44 @@ TEST(Config, FramesLargerThanTheModuleReadsAreRefused) {
     levee::Config c;
     const auto errors = levee::parse_config("max_frame_bytes 2m\n", c);
     ASSERT_EQ(errors.size(), 1u);
-    EXPECT_NE(errors[0].message.find("between 1k and 1m"), std::string::npos);
+    EXPECT_NE(errors[0].message.find("and 1m"), std::string::npos);
+}
+
+// Below the module's largest batch frame (a heartbeat batch of 4000 records
+// and 512k of names), leveed would close the link on that batch and the
+// module would send it again, forever.
+TEST(Config, FramesSmallerThanTheModulesLargestBatchAreRefused) {
+    EXPECT_EQ(levee::link::kMinMaxFrameBytes, 595u * 1024);
+    for (const char *v : {"1k", "64k", "512k", "594k", "609279"}) {
+        levee::Config c;
+        const auto errors = levee::parse_config(std::string("max_frame_bytes ") + v + "\n", c);
+        ASSERT_EQ(errors.size(), 1u) << v;
+        EXPECT_NE(errors[0].message.find("between 595k (the module's largest batch frame) and 1m"), std::string::npos)
+            << errors[0].message;
+    }
+    levee::Config c;
+    ASSERT_TRUE(levee::parse_config("max_frame_bytes 595k\n", c).empty());
+    EXPECT_EQ(c.max_frame_bytes, 595u * 1024);
+}
+
+TEST(Config, SocketModeRefusesWorldWritableAndSpecialBits) {
+    const std::pair<const char *, const char *> refused[] = {
+        {"0777", "world-writable"}, {"0666", "world-writable"}, {"0662", "world-writable"}, {"2", "world-writable"},
+        {"7777", "setuid, setgid or sticky"}, {"4660", "setuid, setgid or sticky"}, {"1660", "setuid, setgid or sticky"},
+    };
+    for (const auto &[mode, reason] : refused) {
+        levee::Config c;
+        const auto errors = levee::parse_config(std::string("socket_mode ") + mode + "\n", c);
+        ASSERT_EQ(errors.size(), 1u) << mode;
+        EXPECT_NE(errors[0].message.find(reason), std::string::npos) << errors[0].message;
+        EXPECT_EQ(c.socket_mode, 0660u) << mode;
+    }
+    for (const auto &[mode, want] : {std::pair<const char *, unsigned>{"0600", 0600}, {"0660", 0660}, {"0664", 0664},
+                                     {"0775", 0775}}) {
+        levee::Config c;
+        ASSERT_TRUE(levee::parse_config(std::string("socket_mode ") + mode + "\n", c).empty()) << mode;
+        EXPECT_EQ(c.socket_mode, want);
+    }
 }
 
 TEST(Config, PresenceBucketsAreBounded) {
