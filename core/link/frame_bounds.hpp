@@ -40,7 +40,8 @@ constexpr std::size_t max3(std::size_t a, std::size_t b, std::size_t c) {
 }
 
 // The smallest max_frame_bytes leveed accepts, rounded up to a whole KiB.
-constexpr std::size_t kMinMaxFrameBytes = (max3(kPresenceFrameMax, kLeaseFrameMax, kRegistryFrameMax) + 1023) / 1024 * 1024;
+constexpr std::size_t kMinMaxFrameBytes =
+    (max3(kPresenceFrameMax, kLeaseFrameMax, kRegistryFrameMax) + 1023) / 1024 * 1024;
 static_assert(kMinMaxFrameBytes <= 1024 * 1024, "the module reads frames of at most 1 MiB");
 
 } // namespace levee::link

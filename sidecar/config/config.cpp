@@ -192,10 +192,12 @@ const std::map<std::string, Setter> &setters() {
              // let leveed send replies nginx refuses. A limit below the module's
              // largest batch frame would refuse that batch, which the module
              // then sends again, forever.
-             static const std::string kRange =
-                 "max_frame_bytes must be a size between " + std::to_string(link::kMinMaxFrameBytes / 1024) +
-                 "k (the module's largest batch frame) and 1m";
-             return parse_size(v, static_cast<std::uint32_t>(link::kMinMaxFrameBytes), 1u << 20, c.max_frame_bytes) ? "" : kRange;
+             static const std::string kRange = "max_frame_bytes must be a size between " +
+                                               std::to_string(link::kMinMaxFrameBytes / 1024) +
+                                               "k (the module's largest batch frame) and 1m";
+             return parse_size(v, static_cast<std::uint32_t>(link::kMinMaxFrameBytes), 1u << 20, c.max_frame_bytes)
+                        ? ""
+                        : kRange;
          }},
         {"max_connections",
          [](const std::string &v, Config &c) -> std::string {
