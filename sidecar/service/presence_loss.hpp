@@ -40,9 +40,9 @@ class PresenceLoss {
 
   private:
     Metrics &metrics_;
-    bool losing_ = false;         // an episode is under way
+    bool losing_ = false; // an episode is under way
     std::int64_t last_loss_ms_ = 0;
-    std::uint64_t lost_ = 0;      // records lost in it so far
+    std::uint64_t lost_ = 0; // records lost in it so far
 };
 
 } // namespace levee

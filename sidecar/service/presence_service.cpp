@@ -154,8 +154,8 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     const std::int64_t now = wall_ms();
     std::vector<std::vector<std::string>> upkeep = maintenance(buckets, ttl_ms, now);
 
-    auto st = std::make_shared<BatchState>(BatchState{
-        request_id, n, 2 * buckets.size() + upkeep.size() + room_calls + 1, std::move(reply), "", "", 0, 0});
+    auto st = std::make_shared<BatchState>(
+        BatchState{request_id, n, 2 * buckets.size() + upkeep.size() + room_calls + 1, std::move(reply), "", "", 0, 0});
     auto finish_one = [this, st] {
         if (--st->pending > 0) {
             return;
