@@ -10,7 +10,7 @@
 -- One ZADD per 1,000 members: unpack() of all of ARGV at once fails past
 -- about 4,000 members (Lua's C stack holds 8,000 values), and a room's
 -- backlog after an outage is larger than that.
-local step = 2000
+local step = 2000 -- ARGV entries: 1,000 members
 local n = 0
 for i = 1, #ARGV, step do
   n = n + redis.call('ZADD', KEYS[1], 'GT', 'CH', unpack(ARGV, i, math.min(i + step - 1, #ARGV)))
