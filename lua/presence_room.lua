@@ -4,9 +4,17 @@
 -- ZREMRANGEBYSCORE. ZADD GT only moves a member forward, so a replay after a
 -- failover is harmless.
 -- KEYS[1] = room key, e.g. "levee:presence:room:{lobby}"
--- ARGV = expires_ms, user, expires_ms, user, ...
+-- ARGV = expires_ms, user, expires_ms, user, ... (any number of pairs)
 -- Returns the number of members added or moved forward.
-local n = redis.call('ZADD', KEYS[1], 'GT', 'CH', unpack(ARGV))
+--
+-- One ZADD per 1,000 members: unpack() of all of ARGV at once fails past
+-- about 4,000 members (Lua's C stack holds 8,000 values), and a room's
+-- backlog after an outage is larger than that.
+local step = 2000 -- ARGV entries: 1,000 members
+local n = 0
+for i = 1, #ARGV, step do
+  n = n + redis.call('ZADD', KEYS[1], 'GT', 'CH', unpack(ARGV, i, math.min(i + step - 1, #ARGV)))
+end
 -- The set lives as long as its latest member; an abandoned room vanishes.
 local top = redis.call('ZRANGE', KEYS[1], '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1, 'WITHSCORES')
 if top[2] then

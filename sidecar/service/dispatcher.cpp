@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "log.hpp"
@@ -38,16 +38,21 @@ std::uint64_t request_cost(const Levee__Frame &frame, std::uint32_t presence_buc
     switch (frame.body_case) {
     case LEVEE__FRAME__BODY_PRESENCE_BATCH: {
         // Records are grouped: a ZADD and now and then a PEXPIRE per bucket,
-        // one SADD, one script per room. The module keeps up to 32 batches
-        // of 4000 records in flight: counting records would refuse it.
+        // one SADD, one script per kRoomMembersPerCall members of a room. The
+        // module keeps up to 32 batches of 4000 records in flight: counting
+        // records would refuse it.
         const Levee__PresenceBatch &b = *frame.presence_batch;
-        std::unordered_set<std::string_view> rooms;
+        std::unordered_map<std::string_view, std::size_t> rooms; // room -> members
         for (std::size_t i = 0; i < b.n_records; i++) {
             if (b.records[i]->room != nullptr && b.records[i]->room[0] != '\0') {
-                rooms.insert(b.records[i]->room);
+                rooms[b.records[i]->room]++;
             }
         }
-        return std::min<std::uint64_t>(b.n_records, 2 * std::uint64_t{presence_buckets} + 1) + rooms.size();
+        std::uint64_t room_calls = 0;
+        for (const auto &[room, members] : rooms) {
+            room_calls += (members + kRoomMembersPerCall - 1) / kRoomMembersPerCall;
+        }
+        return std::min<std::uint64_t>(b.n_records, 2 * std::uint64_t{presence_buckets} + 1) + room_calls;
     }
     case LEVEE__FRAME__BODY_PRESENCE_QUERY: return std::max<std::uint64_t>(1, frame.presence_query->n_users);
     case LEVEE__FRAME__BODY_LIMIT_LEASE: return frame.limit_lease->n_entries;

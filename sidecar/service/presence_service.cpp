@@ -42,8 +42,11 @@ struct BatchState {
     std::uint64_t request_id;
     std::uint32_t records;
     std::size_t pending;
-    std::string error;
     Reply reply;
+    std::string error;      // the first error worth sending the batch again for
+    std::string lost_error; // the first permanent one (is_permanent)
+    std::uint64_t lost_users = 0;
+    std::uint64_t lost_members = 0;
 };
 
 } // namespace
@@ -55,13 +58,16 @@ std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets) {
 PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
                                  Metrics &metrics, std::uint16_t buckets)
     : redis_(redis), mongo_(mongo), base_(base), buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets),
-      metrics_(metrics), spool_feed_(spool, metrics) {
+      metrics_(metrics), spool_feed_(spool, metrics), loss_(metrics) {
     if (redis_ != nullptr) {
         room_beat_ = std::make_unique<redis::Script>(*redis_, lua::presence_room());
         room_query_ = std::make_unique<redis::Script>(*redis_, lua::presence_room_query());
     }
     metrics_.describe("leveed_presence_records_total", "counter", "Presence records received, by result.");
-    metrics_.describe("leveed_presence_batches_total", "counter", "Presence batches acknowledged, by result.");
+    metrics_.describe("leveed_presence_batches_total", "counter",
+                      "Presence batches answered, by result (ok; partial: acknowledged although Redis refused some "
+                      "of it for good, see leveed_presence_lost_total; error: failed, the module sends it again; "
+                      "invalid).");
     metrics_.describe("leveed_presence_queries_total", "counter", "Presence queries answered, by kind and result.");
     metrics_.describe("leveed_presence_offline_lookups_total", "counter",
                       "Database lookups of offline users' last_seen, by result (ok, error, timeout, skipped: "
@@ -109,16 +115,24 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         return;
     }
 
-    // Members of each room go in one command per room, users in one command
-    // per bucket: a batch of 1,000 users in 3 rooms costs at most 67 commands
-    // (and one ZREMRANGEBYSCORE per bucket), pipelined per node by the client.
-    std::map<std::string, std::vector<std::string>> rooms;
+    // Members of each room go in one command per kRoomMembersPerCall members
+    // of that room, users in one command per bucket: a batch of 1,000 users in
+    // 3 rooms costs at most 67 commands (and one ZREMRANGEBYSCORE per bucket),
+    // pipelined per node by the client.
+    std::map<std::string, std::vector<std::vector<std::string>>> rooms; // room -> script ARGV per call
     for (const auto &r : records) {
         if (!r.room.empty()) {
-            auto &args = rooms[r.room];
-            args.push_back(std::to_string(r.last_seen_ms + ttl_ms));
-            args.push_back(r.user);
+            auto &calls = rooms[r.room];
+            if (calls.empty() || calls.back().size() == 2 * kRoomMembersPerCall) {
+                calls.emplace_back();
+            }
+            calls.back().push_back(std::to_string(r.last_seen_ms + ttl_ms));
+            calls.back().push_back(r.user);
         }
+    }
+    std::size_t room_calls = 0;
+    for (const auto &[room, calls] : rooms) {
+        room_calls += calls.size();
     }
     // Sized before they are filled: a batch carries thousands of records.
     std::vector<std::uint16_t> bucket_of(records.size());
@@ -141,22 +155,40 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     std::vector<std::vector<std::string>> upkeep = maintenance(buckets, ttl_ms, now);
 
     auto st = std::make_shared<BatchState>(
-        BatchState{request_id, n, 2 * buckets.size() + upkeep.size() + rooms.size() + 1, "", std::move(reply)});
+        BatchState{request_id, n, 2 * buckets.size() + upkeep.size() + room_calls + 1, std::move(reply), "", "", 0, 0});
     auto finish_one = [this, st] {
         if (--st->pending > 0) {
             return;
         }
+        // Only a batch that is acknowledged counts its losses: one failed is
+        // sent again whole, and would count them twice.
         const bool ok = st->error.empty();
-        metrics_.inc("leveed_presence_records_total", {{"result", ok ? "ok" : "error"}}, st->records);
-        metrics_.inc("leveed_presence_batches_total", {{"result", ok ? "ok" : "error"}});
+        const bool lost = !st->lost_error.empty();
+        if (ok) {
+            loss_.settle(st->lost_users, st->lost_members, st->lost_error, wall_ms());
+        }
+        const char *result = !ok ? "error" : lost ? "partial" : "ok";
+        metrics_.inc("leveed_presence_records_total", {{"result", result}}, st->records);
+        metrics_.inc("leveed_presence_batches_total", {{"result", result}});
         send_ack(st->reply, st->request_id, ok, st->records, st->error);
     };
-    auto answered = [st, finish_one](const redis::Reply &answer) {
-        if (answer.is_error() && st->error.empty()) {
-            st->error = "redis: " + answer.str;
-        }
-        finish_one();
+    // The answer to a command carrying `users` users' presence or `members`
+    // room members.
+    auto answered_for = [st, finish_one](std::uint64_t users, std::uint64_t members) {
+        return [st, finish_one, users, members](const redis::Reply &answer) {
+            if (answer.is_error() && is_permanent(answer)) {
+                st->lost_users += users;
+                st->lost_members += members;
+                if (st->lost_error.empty()) {
+                    st->lost_error = "redis: " + answer.str;
+                }
+            } else if (answer.is_error() && st->error.empty()) {
+                st->error = "redis: " + answer.str;
+            }
+            finish_one();
+        };
     };
+    const auto answered = answered_for(0, 0);
     auto refused = [this, &st, &finish_one] {
         metrics_.inc("leveed_presence_refused_total");
         if (st->error.empty()) {
@@ -164,17 +196,18 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         }
         finish_one();
     };
-    auto send = [this, &answered, &refused](std::vector<std::string> argv) {
+    auto send = [this, &refused](std::vector<std::string> argv, redis::ClusterClient::Callback then) {
         const std::string key = argv[1];
-        if (!redis_->command(key, std::move(argv), answered)) {
+        if (!redis_->command(key, std::move(argv), std::move(then))) {
             refused();
         }
     };
     for (auto &[bucket, zadd] : buckets) {
         const std::string key = zadd[1];
-        send(std::move(zadd));
+        const std::uint64_t users = (zadd.size() - 3) / 2;
+        send(std::move(zadd), answered_for(users, 0));
         // Expired members go lazily: nearly free when there are none.
-        send({"ZREMRANGEBYSCORE", key, "-inf", "(" + std::to_string(now)});
+        send({"ZREMRANGEBYSCORE", key, "-inf", "(" + std::to_string(now)}, answered);
     }
     for (auto &argv : upkeep) {
         const std::string key = argv[1];
@@ -189,9 +222,12 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
             refused();
         }
     }
-    for (auto &[room, args] : rooms) {
-        if (!room_beat_->run({redis::keys::room(room)}, std::move(args), answered)) {
-            refused();
+    for (auto &[room, calls] : rooms) {
+        for (auto &args : calls) {
+            const std::uint64_t members = args.size() / 2;
+            if (!room_beat_->run({redis::keys::room(room)}, std::move(args), answered_for(0, members))) {
+                refused();
+            }
         }
     }
     finish_one();

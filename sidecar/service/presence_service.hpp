@@ -1,7 +1,11 @@
 // Presence batches from the module: each record goes into the spool (for the
 // MongoDB write-behind) and into the Redis Cluster with its TTL, and a record
 // with a room into that room's online set; the batch is acknowledged only
-// when Redis holds all of them. A spool that cannot take a batch does not
+// when Redis answered all of it, and failed (the module sends it again) if
+// any answer was an error that may pass. An error that would not pass (a
+// script error, a key of the wrong type) does not fail the batch: what it
+// refused is counted as lost (see PresenceLoss), so that one poison batch
+// never blocks the ones behind it. A spool that cannot take a batch does not
 // hold up the ack: only the database's copy is lost (see SpoolFeed).
 // Presence queries read the same keys. Standalone (no Redis), presence lives
 // in this process's memory.
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "levee.pb-c.h"
+#include "service/presence_loss.hpp"
 #include "service/probe.hpp"
 #include "service/spool_feed.hpp"
 
@@ -54,6 +59,11 @@ std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets);
 // a user can be in) and redis::keys::room.
 
 constexpr std::size_t kMaxPresenceUserBytes = 256;
+
+// A room's members of one batch go to Redis in script calls of at most this
+// many: a call blocks Redis while it runs, and a batch (up to 4,000 records
+// from the module) may be all of one room.
+constexpr std::size_t kRoomMembersPerCall = 1000;
 
 // How long a query waits for MongoDB's last_seen of users who are offline in
 // Redis before it answers without it ("last_seen": null), and how many such
@@ -90,6 +100,7 @@ class PresenceService {
     std::uint16_t buckets_;
     Metrics &metrics_;
     SpoolFeed spool_feed_;
+    PresenceLoss loss_;
     std::unique_ptr<redis::Script> room_beat_;
     std::unique_ptr<redis::Script> room_query_;
     struct Local {

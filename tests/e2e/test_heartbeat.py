@@ -389,6 +389,39 @@ def test_no_beat_lost_through_leveed_kill_redis_failover_and_database_outage(
     redis_cluster.wait_ok(timeout=30, require_all=True)
 
 
+def test_a_room_of_6000_users_backlogged_while_leveed_was_away_all_reach_redis(redis_cluster, make_leveed,
+                                                                                 make_nginx):
+    # The module flushes a backlog in batches of 4,000 records: all of one
+    # room, so one batch carries 4,000 members of it. Such a batch once failed
+    # in Redis for good (the script unpacked all its arguments at once) and was
+    # sent again forever: only the 2,000 of the last batch ever reached Redis.
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, metrics=True)
+    ngx = start_nginx(make_nginx, leveed.socket_path)
+    wait_linked(leveed, ngx)
+    run = uuid.uuid4().hex[:8]
+    room = f"big-{run}"
+    leveed.terminate()
+    conn = http.client.HTTPConnection("127.0.0.1", ngx.port, timeout=10)
+    try:
+        for i in range(6000):
+            conn.request("GET", f"/hb?u=big-{run}-{i}&room={room}")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 204, (i, resp.status)
+    finally:
+        conn.close()
+    assert stats(ngx)["waiting"] == 6000
+
+    since = len(leveed.log())
+    leveed.start()
+    wait_until(lambda: stats(ngx)["waiting"] == 0, timeout=60, message="the backlog acknowledged by leveed")
+    wait_linked(leveed, ngx, since)
+    status, got = query(ngx, f"room={room}&limit=1")
+    assert status == 200 and got["count"] == 6000, got
+    assert metric(leveed, 'leveed_presence_lost_total{kind="room"}') == 0
+    assert metric(leveed, 'leveed_presence_batches_total{result="error"}') == 0
+
+
 def test_a_beat_is_in_redis_within_1s_at_p99(redis_cluster, make_leveed, make_nginx):
     leveed = make_leveed(redis_seeds=redis_cluster.seeds, log_level="info")
     ngx = start_nginx(make_nginx, leveed.socket_path)

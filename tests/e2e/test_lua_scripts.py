@@ -78,6 +78,22 @@ def test_presence_room_query_drops_expired_members(redis):
     assert redis.script("presence_room_query", [room], [now, 0]) == "2"
 
 
+def test_presence_room_takes_any_number_of_members_in_one_call(redis):
+    # A backlog flushed after leveed was away puts thousands of one room's
+    # users in one call: unpacking 2 arguments per member at once fails past
+    # about 4,000 members (Lua's C stack), and the batch failed for good.
+    room = room_key("big")
+    now = int(time.time() * 1000)
+    args = []
+    for i in range(9000):
+        args += [now + 60000 + i, f"u{i}"]
+    assert redis.script("presence_room", [room], args) == "9000"
+    assert redis.cli("ZCARD", room) == "9000"
+    assert redis.cli("ZSCORE", room, "u8999") == str(now + 60000 + 8999)
+    assert 60000 + 8999 - 1000 < int(redis.cli("PTTL", room)) <= 60000 + 8999 + 1000
+    assert redis.script("presence_room_query", [room], [now, 1]).split("\n") == ["9000", "u8999"]
+
+
 # ---------------------------------------------------------------- limit_lease
 
 def bucket(name: str, period_us: int, capacity: int) -> str:

@@ -16,6 +16,7 @@
 #include "../net/server_fixture.hpp"
 #include "../redis/fake_node.hpp"
 #include "cluster_client.hpp"
+#include "keys.hpp"
 #include "metrics.hpp"
 #include "service/presence_service.hpp"
 #include "spool.hpp"
@@ -408,6 +409,86 @@ TEST_F(PresenceServiceWithRedis, ARedisErrorFailsTheAckWithRedisWords) {
     EXPECT_FALSE(ack.ok);
     EXPECT_EQ(ack.error, "redis: OOM command not allowed");
     EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "error"}}), 1);
+}
+
+// A write that Redis refuses for good (here the script error that a room of
+// over ~4,000 members once gave) is answered the same every time: the batch
+// is acknowledged with it counted as lost, and the next batch goes through,
+// where a failed ack had the module send the poison batch again forever.
+TEST_F(PresenceServiceWithRedis, APermanentRedisErrorIsCountedAsLostAndDoesNotBlockTheNextBatch) {
+    const std::string poison = redis::keys::room("poison");
+    start([poison](const FakeNode::Command &c) {
+        if (c[0] == "EVALSHA" && c[3] == poison) {
+            return std::string("-ERR user_script:9: too many results to unpack\r\n");
+        }
+        if (c[0] == "ZADD" && c.back() == "wrongtype") {
+            return std::string("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+        }
+        return std::string(":1\r\n");
+    });
+    Metrics metrics;
+    PresenceService svc(client_.get(), nullptr, nullptr, base_.get(), metrics, 1);
+    Ack first;
+    svc.handle(1, BatchFrame({{"alice", "poison", 1000}, {"bob", "poison", 1000}, {"carol", "lobby", 1000}}).batch,
+               ack_into(first));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return first.got; }));
+    EXPECT_TRUE(first.ok) << "a batch that fails for good is not sent again: " << first.error;
+    EXPECT_EQ(first.records, 3u);
+    EXPECT_EQ(metrics.value("leveed_presence_lost_total", {{"kind", "room"}}), 2);
+    EXPECT_EQ(metrics.value("leveed_presence_lost_total", {{"kind", "user"}}), 0);
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "partial"}}), 1);
+
+    Ack second;
+    svc.handle(2, BatchFrame({{"dave", "lobby", 2000}}).batch, ack_into(second));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return second.got; }));
+    EXPECT_TRUE(second.ok) << second.error;
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "ok"}}), 1);
+    EXPECT_EQ(metrics.value("leveed_presence_lost_total", {{"kind", "room"}}), 2);
+
+    // The users' own presence refused for good: the bucket's users are lost.
+    Ack third;
+    svc.handle(3, BatchFrame({{"erin", "", 3000}, {"wrongtype", "", 3000}}).batch, ack_into(third));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return third.got; }));
+    EXPECT_TRUE(third.ok) << third.error;
+    EXPECT_EQ(metrics.value("leveed_presence_lost_total", {{"kind", "user"}}), 2);
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "error"}}), 0);
+}
+
+TEST_F(PresenceServiceWithRedis, AnErrorThatMayPassStillFailsTheBatch) {
+    start([](const FakeNode::Command &c) {
+        return c[0] == "EVALSHA" ? std::string("-BUSY Redis is busy running a script\r\n") : std::string(":1\r\n");
+    });
+    Metrics metrics;
+    PresenceService svc(client_.get(), nullptr, nullptr, base_.get(), metrics, 1);
+    Ack ack;
+    svc.handle(4, BatchFrame({{"alice", "lobby", 1000}}).batch, ack_into(ack));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return ack.got; }));
+    EXPECT_FALSE(ack.ok);
+    EXPECT_EQ(ack.error, "redis: BUSY Redis is busy running a script");
+    EXPECT_EQ(metrics.value("leveed_presence_lost_total", {{"kind", "room"}}), 0);
+}
+
+TEST_F(PresenceServiceWithRedis, ARoomsMembersGoInCallsOfAtMostKRoomMembersPerCall) {
+    start([](const FakeNode::Command &) { return std::string(":1\r\n"); });
+    Metrics metrics;
+    PresenceService svc(client_.get(), nullptr, nullptr, base_.get(), metrics, 1);
+    const std::size_t n = 2 * kRoomMembersPerCall + 500;
+    std::vector<Beat> beats;
+    for (std::size_t i = 0; i < n; i++) {
+        beats.push_back({"u" + std::to_string(i), "big", 1000});
+    }
+    Ack ack;
+    svc.handle(5, BatchFrame(beats).batch, ack_into(ack));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return ack.got; }));
+    EXPECT_TRUE(ack.ok) << ack.error;
+    std::vector<std::size_t> members; // per EVALSHA: sha, numkeys, key, then pairs
+    for (const auto &c : commands()) {
+        if (c[0] == "EVALSHA") {
+            ASSERT_EQ(c[3], redis::keys::room("big"));
+            members.push_back((c.size() - 4) / 2);
+        }
+    }
+    EXPECT_EQ(members, (std::vector<std::size_t>{kRoomMembersPerCall, kRoomMembersPerCall, 500}));
 }
 
 } // namespace
