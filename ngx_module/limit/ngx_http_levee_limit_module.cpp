@@ -34,12 +34,12 @@ using levee::limit::Table;
 #define NGX_HTTP_LEVEE_LIMIT_UNAVAILABLE       6
 
 /* A request to a global key that no lease has answered yet (a new key, or
- * one evicted and back) waits up to this long for the first lease instead of
- * being refused: the lease is usually a few ms away and the global bucket is
- * most likely full. It rechecks after 2 ms, then after half the time waited
- * so far: about a dozen checks at most, however slow the lease. Past the
- * wait, or once a key's outstanding lease is this old, levee_limit_fail
- * decides: a slow lease is no reason to refuse. */
+ * one evicted and back) waits up to NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT for the
+ * first lease instead of being refused: the lease is usually a few ms away
+ * and the global bucket is most likely full. It rechecks after 2 ms, then
+ * after half the time waited so far: about a dozen checks at most, however
+ * slow the lease. Past the wait, or once a key's outstanding lease is that
+ * old, levee_limit_fail decides: a slow lease is no reason to refuse. */
 #define NGX_HTTP_LEVEE_LIMIT_WAIT_STEP    2
 
 
