@@ -52,21 +52,28 @@ bool lease_apply(Entry &e, GlobalPart &g, uint32_t granted, bool failed) {
     return false;
 }
 
-GlobalDecision global_admit(const Entry &e, GlobalPart &g, bool link_ready, bool may_wait) {
+bool lease_late(const GlobalPart &g, uint32_t now_ms, uint32_t wait_ms) {
+    return g.pending_ms != 0 && now_ms - g.pending_ms >= wait_ms;
+}
+
+GlobalDecision global_admit(const Entry &e, GlobalPart &g, bool link_ready, bool may_wait, bool late) {
     const bool available = link_ready && !(e.flags & kEntryUnavailable);
 
     if (g.tokens > -kLeaseCredit && (g.tokens > 0 || available)) {
         g.tokens--;
-        return {Admission::kPass, false};
+        return {Admission::kPass, false, false};
     }
     if (!available) {
-        return {Admission::kFailMode, false};
+        return {Admission::kFailMode, false, false};
     }
     const bool ask_now = g.pending_ms == 0;
-    if (may_wait && !(e.flags & kEntryLeased)) {
-        return {Admission::kWait, ask_now};
+    if (!(e.flags & kEntryLeased)) {
+        return {may_wait ? Admission::kWait : Admission::kFailMode, ask_now, !may_wait};
     }
-    return {Admission::kRefuse, ask_now};
+    if (late) {
+        return {Admission::kFailMode, false, true};
+    }
+    return {Admission::kRefuse, ask_now, false};
 }
 
 } // namespace levee::limit

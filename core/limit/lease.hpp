@@ -51,23 +51,35 @@ bool lease_apply(Entry &e, GlobalPart &g, uint32_t granted, bool failed);
 
 enum class Admission {
     kPass,     // a token was spent
-    kRefuse,   // nothing left to spend: the limit's status code
-    kFailMode, // the count is away (link down, or the key's lease failed): levee_limit_fail decides
+    kRefuse,   // the key's leased quota is known spent: the limit's status code
+    kFailMode, // no decision from the count (link down, the key's lease failed,
+               // or no answer in time): levee_limit_fail decides
     kWait,     // nothing to spend, but no answer came for the key yet: wait for its first lease
 };
 
 struct GlobalDecision {
     Admission admission;
-    // refused while no lease is outstanding for the key: lease now rather
-    // than a sync interval later
+    // no lease is outstanding for the key: lease now rather than a sync
+    // interval later
     bool ask_now;
+    // kFailMode because the key's lease is not answered in time while the
+    // link is up (not because the count is known away): counted and logged,
+    // since this is where a slow leveed makes fail open admit
+    bool late;
 };
+
+// A lease is outstanding for the key and older than `wait_ms` at `now_ms`
+// (32 bits of the clock, compared modulo 2^32).
+bool lease_late(const GlobalPart &g, uint32_t now_ms, uint32_t wait_ms);
 
 // Decides one request to a global key and, when it passes, spends a token.
 // Tokens held pass it whatever the link's state; the credit is spent only
 // while the count is reachable (`link_ready` and the key's lease did not
-// fail). `may_wait`: the request has not yet waited out its time for a
-// first lease.
-GlobalDecision global_admit(const Entry &e, GlobalPart &g, bool link_ready, bool may_wait);
+// fail). Otherwise a request is refused only when the key has had an answer
+// and spent it, and its next lease is not late (`late`: see lease_late): a
+// slow leveed, Redis or nginx must not refuse a key that may be under its
+// rate. A key never answered waits for its first lease while `may_wait` (the
+// request has not yet waited out its time), then levee_limit_fail decides.
+GlobalDecision global_admit(const Entry &e, GlobalPart &g, bool link_ready, bool may_wait, bool late);
 
 } // namespace levee::limit

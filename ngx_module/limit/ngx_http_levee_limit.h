@@ -26,6 +26,10 @@ extern "C" {
 #define NGX_HTTP_LEVEE_LIMIT_MIN_SIZE     (8 * 4096)
 #define NGX_HTTP_LEVEE_LIMIT_MAX_SIZE     0xffffffffULL
 
+/* How long a request waits for a global key's first lease, and how old a
+ * key's outstanding lease may be before levee_limit_fail decides, ms */
+#define NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT   250
+
 
 typedef struct {
     ngx_str_t                    name;
@@ -120,6 +124,7 @@ levee::limit::Entry *ngx_http_levee_limit_insert(ngx_http_levee_limit_zone_t *zo
 ngx_int_t ngx_http_levee_limit_init_process(ngx_cycle_t *cycle);
 ngx_flag_t ngx_http_levee_limit_link_ready(void);
 void ngx_http_levee_limit_ask_now(void);
+void ngx_http_levee_limit_count_late(void);
 
 /* ngx_http_levee_limit_headers.cpp: RateLimit and Retry-After */
 void ngx_http_levee_limit_init_headers(void);

@@ -28,6 +28,8 @@ static ngx_uint_t         ngx_http_levee_limit_expedited;
 static ngx_uint_t         ngx_http_levee_limit_unanswered;
 static ngx_uint_t         ngx_http_levee_limit_failing;
 static ngx_msec_t         ngx_http_levee_limit_last_stats;
+static ngx_uint_t         ngx_http_levee_limit_late;
+static ngx_msec_t         ngx_http_levee_limit_late_logged;
 static ngx_http_levee_limit_main_conf_t  *ngx_http_levee_limit_mcf;
 
 
@@ -51,6 +53,34 @@ ngx_http_levee_limit_ask_now(void)
     ngx_http_levee_limit_expedited = 1;
     ngx_del_timer(&ngx_http_levee_limit_timer);
     ngx_add_timer(&ngx_http_levee_limit_timer, 1);
+}
+
+
+/* A request levee_limit_fail decided because its key's lease was late:
+ * what a slow leveed costs in accuracy, so it is counted and said. */
+void
+ngx_http_levee_limit_count_late(void)
+{
+    ngx_http_levee_limit_late++;
+}
+
+
+static void
+ngx_http_levee_limit_log_late(ngx_log_t *log)
+{
+    if (ngx_http_levee_limit_late == 0
+        || ngx_current_msec - ngx_http_levee_limit_late_logged < 1000)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "levee_limit: %ui requests decided by levee_limit_fail because "
+                  "their key's lease was not answered within %d ms",
+                  ngx_http_levee_limit_late, NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT);
+
+    ngx_http_levee_limit_late = 0;
+    ngx_http_levee_limit_late_logged = ngx_current_msec;
 }
 
 
@@ -223,6 +253,8 @@ ngx_http_levee_limit_tick(ngx_event_t *ev)
             ngx_http_levee_limit_sync_zone(zones[i], ev->log);
         }
     }
+
+    ngx_http_levee_limit_log_late(ev->log);
 
     if (ngx_worker == 0 && ngx_current_msec - ngx_http_levee_limit_last_stats >= 1000) {
         ngx_http_levee_limit_last_stats = ngx_current_msec;

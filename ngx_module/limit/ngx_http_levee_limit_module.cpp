@@ -34,11 +34,12 @@ using levee::limit::Table;
 #define NGX_HTTP_LEVEE_LIMIT_UNAVAILABLE       6
 
 /* A request to a global key that no lease has answered yet (a new key, or
- * one evicted and back) waits up to this long for the first lease instead of
- * being refused: the lease is usually a few ms away and the global bucket is
- * most likely full. It rechecks after 2 ms, then after half the time waited
- * so far: about a dozen checks at most, however slow the lease. */
-#define NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT   250
+ * one evicted and back) waits up to NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT for the
+ * first lease instead of being refused: the lease is usually a few ms away
+ * and the global bucket is most likely full. It rechecks after 2 ms, then
+ * after half the time waited so far: about a dozen checks at most, however
+ * slow the lease. Past the wait, or once a key's outstanding lease is that
+ * old, levee_limit_fail decides: a slow lease is no reason to refuse. */
 #define NGX_HTTP_LEVEE_LIMIT_WAIT_STEP    2
 
 
@@ -184,6 +185,7 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     uint32_t                      hash;
     int64_t                       now;
     ngx_int_t                     rc;
+    bool                          late;
     levee::limit::GcraDecision    d;
     levee::limit::GlobalDecision  gd;
 
@@ -250,7 +252,11 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     }
     t.mark_dirty(e);
 
-    gd = levee::limit::global_admit(*e, *g, ngx_http_levee_limit_link_ready(), res->may_wait);
+    /* pending_ms holds 32 bits of the clock, never 0 */
+    late = levee::limit::lease_late(*g, (uint32_t) ngx_current_msec | 1,
+                                    NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT);
+    gd = levee::limit::global_admit(*e, *g, ngx_http_levee_limit_link_ready(), res->may_wait,
+                                    late);
 
     switch (gd.admission) {
 
@@ -263,6 +269,20 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     case Admission::kFailMode:
         res->unavailable = 1;
         rc = llcf->fail == NGX_HTTP_LEVEE_LIMIT_FAIL_OPEN ? NGX_DECLINED : NGX_ABORT;
+
+        if (gd.late) {
+            ngx_http_levee_limit_count_late();
+
+            /* a dry run would not have refused either */
+            if (limit->dry_run || llcf->dry_run) {
+                rc = NGX_DECLINED;
+            }
+        }
+
+        if (gd.ask_now) {
+            ngx_http_levee_limit_ask_now();
+        }
+
         break;
 
     default: /* kRefuse, kWait */

@@ -5,6 +5,8 @@ accuracy of the whole against one nginx's limit; the sidecar going away."""
 from __future__ import annotations
 
 import http.client
+import re
+import signal
 import threading
 import time
 import uuid
@@ -215,3 +217,50 @@ def test_fail_closed_answers_503_while_leveed_is_away(redis_cluster, make_leveed
     for _ in range(4):
         later += passes(ngx, uuid.uuid4().hex, 1)
     assert 503 not in later, later
+
+
+@pytest.mark.parametrize("fail, decided", [("open", 200), ("closed", 503)])
+def test_new_keys_far_below_their_rate_are_never_refused_while_leveed_is_frozen(
+        make_leveed, make_nginx, fail, decided):
+    # leveed stopped (SIGSTOP): the link stays up, no lease is answered. A
+    # new key's first lease never comes, so after its wait the request is
+    # decided by levee_limit_fail, from the first request on: never a 429,
+    # which would refuse a user far below the rate for leveed's sake.
+    d, ngx = start(make_leveed, make_nginx, rate="100r/s", burst=10, sync="100ms", fail=fail)
+    leased = uuid.uuid4().hex
+    assert passes(ngx, leased, 2) == [200, 200]
+    before = len(wait_until(lambda: log_statuses(ngx), timeout=5))
+
+    d.send_signal(signal.SIGSTOP)
+    try:
+        got: list[list[int]] = []
+
+        def client():
+            for _ in range(5):
+                got.append(passes(ngx, uuid.uuid4().hex, 2))
+
+        ts = [threading.Thread(target=client) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        # a key leased before the freeze spends what it holds
+        got_leased = passes(ngx, leased, 3)
+    finally:
+        d.send_signal(signal.SIGCONT)
+
+    flat = [s for pair in got for s in pair]
+    counts = {s: flat.count(s) for s in set(flat)}
+    print(f"\nfail {fail}, leveed frozen: 20 new keys x 2 requests: {counts}; leased key: {got_leased}")
+    # each new key's first request runs on the one-request credit, the second
+    # waits for the lease that never comes, then the fail mode decides
+    assert got == [[200, decided]] * 20, counts
+    assert got_leased == [200] * 3
+    rows = wait_until(lambda: len(log_statuses(ngx)) >= before + 43 and log_statuses(ngx)[before:],
+                      timeout=5)
+    assert rows.count("UNAVAILABLE") == 20 and "REJECTED" not in rows, rows
+    # each worker counts what it so decided and says so
+    said = wait_until(lambda: re.findall(r"levee_limit: (\d+) requests decided by levee_limit_fail "
+                                         r"because their key's lease was not answered within 250 ms",
+                                         ngx.error_log()), timeout=5)
+    assert 0 < sum(map(int, said)) <= 20, said

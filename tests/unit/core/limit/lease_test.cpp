@@ -73,7 +73,7 @@ TEST(GlobalAdmit, HeldTokensPassAndAreSpent) {
     Key k;
     k.g.tokens = 2;
 
-    GlobalDecision d = global_admit(k.e, k.g, true, false);
+    GlobalDecision d = global_admit(k.e, k.g, true, false, false);
     EXPECT_EQ(d.admission, Admission::kPass);
     EXPECT_FALSE(d.ask_now);
     EXPECT_EQ(k.g.tokens, 1);
@@ -82,28 +82,28 @@ TEST(GlobalAdmit, HeldTokensPassAndAreSpent) {
 TEST(GlobalAdmit, HeldTokensPassEvenWhenTheCountIsAway) {
     Key k;
     k.g.tokens = 1;
-    EXPECT_EQ(global_admit(k.e, k.g, false, false).admission, Admission::kPass);
+    EXPECT_EQ(global_admit(k.e, k.g, false, false, false).admission, Admission::kPass);
     EXPECT_EQ(k.g.tokens, 0);
 
     Key failed;
     failed.e.flags = kEntryUnavailable | kEntryLeased;
     failed.g.tokens = 1;
-    EXPECT_EQ(global_admit(failed.e, failed.g, true, false).admission, Admission::kPass);
+    EXPECT_EQ(global_admit(failed.e, failed.g, true, false, false).admission, Admission::kPass);
     EXPECT_EQ(failed.g.tokens, 0);
 }
 
 TEST(GlobalAdmit, TheCreditIsSpentOnlyWhileTheCountIsReachable) {
     Key k;
-    EXPECT_EQ(global_admit(k.e, k.g, true, false).admission, Admission::kPass);
+    EXPECT_EQ(global_admit(k.e, k.g, true, false, false).admission, Admission::kPass);
     EXPECT_EQ(k.g.tokens, -kLeaseCredit);
 
     Key away;
-    EXPECT_EQ(global_admit(away.e, away.g, false, false).admission, Admission::kFailMode);
+    EXPECT_EQ(global_admit(away.e, away.g, false, false, false).admission, Admission::kFailMode);
     EXPECT_EQ(away.g.tokens, 0);
 
     Key failed;
     failed.e.flags = kEntryUnavailable;
-    EXPECT_EQ(global_admit(failed.e, failed.g, true, true).admission, Admission::kFailMode);
+    EXPECT_EQ(global_admit(failed.e, failed.g, true, true, false).admission, Admission::kFailMode);
     EXPECT_EQ(failed.g.tokens, 0);
 }
 
@@ -112,13 +112,13 @@ TEST(GlobalAdmit, ACreditSpentRefusesAndAsksNowUnlessALeaseIsOutstanding) {
     k.e.flags = kEntryLeased;
     k.g.tokens = -kLeaseCredit;
 
-    GlobalDecision d = global_admit(k.e, k.g, true, true);
+    GlobalDecision d = global_admit(k.e, k.g, true, true, false);
     EXPECT_EQ(d.admission, Admission::kRefuse);
     EXPECT_TRUE(d.ask_now);
     EXPECT_EQ(k.g.tokens, -kLeaseCredit);
 
     k.g.pending_ms = 5;
-    d = global_admit(k.e, k.g, true, true);
+    d = global_admit(k.e, k.g, true, true, false);
     EXPECT_EQ(d.admission, Admission::kRefuse);
     EXPECT_FALSE(d.ask_now);
 }
@@ -127,23 +127,83 @@ TEST(GlobalAdmit, AKeyNeverAnsweredWaitsForItsFirstLeaseWhileItMay) {
     Key k;
     k.g.tokens = -kLeaseCredit;
 
-    GlobalDecision d = global_admit(k.e, k.g, true, true);
+    GlobalDecision d = global_admit(k.e, k.g, true, true, false);
     EXPECT_EQ(d.admission, Admission::kWait);
     EXPECT_TRUE(d.ask_now);
 
     k.g.pending_ms = 5;
-    d = global_admit(k.e, k.g, true, true);
+    d = global_admit(k.e, k.g, true, true, false);
     EXPECT_EQ(d.admission, Admission::kWait);
     EXPECT_FALSE(d.ask_now);
 
-    EXPECT_EQ(global_admit(k.e, k.g, true, false).admission, Admission::kRefuse); // waited long enough
     EXPECT_EQ(k.g.tokens, -kLeaseCredit);
+}
+
+// A first lease still out when the request has waited its time: the quota
+// is unknown, not spent, so levee_limit_fail decides and the request is not
+// refused.
+TEST(GlobalAdmit, AFirstLeasePendingPastTheWaitFallsToTheFailModeNotARefusal) {
+    Key k;
+    k.g.tokens = -kLeaseCredit;
+    k.g.pending_ms = 5;
+
+    GlobalDecision d = global_admit(k.e, k.g, true, false, false);
+    EXPECT_EQ(d.admission, Admission::kFailMode);
+    EXPECT_TRUE(d.late);
+    EXPECT_FALSE(d.ask_now);
+    EXPECT_EQ(k.g.tokens, -kLeaseCredit); // the fail mode spends nothing
+
+    // not even sent yet (the link refused the frame): the same, and ask now
+    k.g.pending_ms = 0;
+    d = global_admit(k.e, k.g, true, false, false);
+    EXPECT_EQ(d.admission, Admission::kFailMode);
+    EXPECT_TRUE(d.late);
+    EXPECT_TRUE(d.ask_now);
+}
+
+TEST(GlobalAdmit, ASpentKeyWhoseNextLeaseIsLateFallsToTheFailMode) {
+    Key k;
+    k.e.flags = kEntryLeased;
+    k.g.tokens = -kLeaseCredit;
+    k.g.pending_ms = 5;
+
+    GlobalDecision d = global_admit(k.e, k.g, true, false, true);
+    EXPECT_EQ(d.admission, Admission::kFailMode);
+    EXPECT_TRUE(d.late);
+    EXPECT_EQ(k.g.tokens, -kLeaseCredit);
+
+    // on time: the key's own quota is known spent
+    EXPECT_EQ(global_admit(k.e, k.g, true, false, false).admission, Admission::kRefuse);
+}
+
+TEST(GlobalAdmit, TheCountAwayIsNotCountedAsLate) {
+    Key k;
+    k.e.flags = kEntryLeased | kEntryUnavailable;
+    k.g.tokens = -kLeaseCredit;
+    k.g.pending_ms = 5;
+
+    GlobalDecision d = global_admit(k.e, k.g, true, false, true);
+    EXPECT_EQ(d.admission, Admission::kFailMode);
+    EXPECT_FALSE(d.late);
+}
+
+TEST(LeaseLate, AnOutstandingLeaseIsLateOnceItIsAsOldAsTheWait) {
+    GlobalPart g{};
+    EXPECT_FALSE(lease_late(g, 1000, 250)); // nothing outstanding
+
+    g.pending_ms = 1001;
+    EXPECT_FALSE(lease_late(g, 1250, 250));
+    EXPECT_TRUE(lease_late(g, 1251, 250));
+
+    g.pending_ms = 0xffffff81u; // the clock wrapped since it was sent
+    EXPECT_FALSE(lease_late(g, 0x00000010u, 250));
+    EXPECT_TRUE(lease_late(g, 0x00000080u, 250));
 }
 
 TEST(GlobalAdmit, TheCountAwayDecidesBeforeAFirstLeaseWait) {
     Key k;
     k.g.tokens = -kLeaseCredit;
-    EXPECT_EQ(global_admit(k.e, k.g, false, true).admission, Admission::kFailMode);
+    EXPECT_EQ(global_admit(k.e, k.g, false, true, false).admission, Admission::kFailMode);
 }
 
 TEST(LeaseTurn, AnOutstandingRequestWaitsUntilItsTimeout) {
