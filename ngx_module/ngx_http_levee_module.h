@@ -11,7 +11,9 @@ extern "C" {
 #include "core/hash/keyed_hash.hpp"
 #include "core/link/sidecar_url.hpp"
 
-#define NGX_HTTP_LEVEE_VERSION "0.1.0"
+#include "levee_version.h"
+
+#define NGX_HTTP_LEVEE_VERSION LEVEE_VERSION
 
 typedef struct {
     ngx_flag_t  sidecar_set;

@@ -9,6 +9,7 @@
 #include <event2/thread.h>
 #include <mongoc/mongoc.h>
 
+#include "levee_version.h"
 #include "config/config.hpp"
 #include "config/config_diff.hpp"
 #include "config/config_source.hpp"
@@ -84,7 +85,7 @@ int main(int argc, char **argv) {
         } else if (arg == "--mongo") {
             overrides.emplace_back("mongo", value("--mongo"));
         } else if (arg == "--version") {
-            std::printf("leveed 0.1.0 (protocol 1)\n");
+            std::printf("leveed %s (protocol 1)\n", LEVEE_VERSION);
             return 0;
         } else if (arg == "--help" || arg == "-h") {
             std::fputs(kUsage, stdout);

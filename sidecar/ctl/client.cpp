@@ -1,4 +1,5 @@
 #include "client.hpp"
+#include "levee_version.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -74,7 +75,7 @@ FramePtr Client::receive() {
 }
 
 int hello(Client &client, std::uint32_t version, const char *program, bool quiet) {
-    const std::string name = std::string(program) + "/0.1.0";
+    const std::string name = std::string(program) + "/" LEVEE_VERSION;
     Levee__Frame frame = LEVEE__FRAME__INIT;
     Levee__Hello h = LEVEE__HELLO__INIT;
     h.protocol_version = version;

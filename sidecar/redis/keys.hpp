@@ -12,7 +12,7 @@
 // nginx and the module give them.
 //
 // These names replaced levee:p:, levee:r: and levee:s: (and unprefixed probe
-// keys) in 0.1.0: see docs/leveed.md, "Redis keys".
+// keys) in 0.2.0: see docs/leveed.md, "Redis keys".
 #pragma once
 
 #include <cstdint>

@@ -7,11 +7,12 @@
 
 #include "log.hpp"
 #include "metrics.hpp"
+#include "levee_version.h"
 
 namespace levee {
 
 namespace {
-constexpr const char *kServerName = "leveed/0.1.0";
+constexpr const char *kServerName = "leveed/" LEVEE_VERSION;
 }
 
 const char *frame_type_name(Levee__Frame__BodyCase body) {

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "levee_version.h"
 #include "server_fixture.hpp"
 
 namespace levee::testing {
@@ -38,7 +39,7 @@ TEST_F(FrameServerTest, HelloHandshakeIsAcceptedAndCounted) {
     EXPECT_TRUE(reply->hello_reply->accepted);
     EXPECT_TRUE(reply->hello_reply->standalone); // the fixture has no Redis
     EXPECT_EQ(reply->hello_reply->protocol_version, static_cast<std::uint32_t>(LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT));
-    EXPECT_STREQ(reply->hello_reply->server, "leveed/0.1.0");
+    EXPECT_STREQ(reply->hello_reply->server, "leveed/" LEVEE_VERSION);
     EXPECT_EQ(server_->connection_count(), 1u);
     EXPECT_EQ(metrics_.value("leveed_connections_accepted_total"), 1);
     EXPECT_EQ(metrics_.value("leveed_hello_total", {{"result", "accepted"}}), 1);
