@@ -1,6 +1,17 @@
 #include "core/limit/lease.hpp"
 
+#include "core/limit/rate_parse.hpp"
+
 namespace levee::limit {
+
+bool lease_params_valid(uint64_t period_us, uint64_t capacity) {
+    constexpr uint64_t kMaxPeriodUs = 86400ull * 1000000; // 1r/d
+    constexpr uint64_t kMaxCapacity = 1000001;            // burst 1000000 + 1
+    // + 1: a zone's period is rounded to the microsecond, so a bucket that
+    // check_span() accepted may exceed the span by less than one period
+    return period_us >= 1 && period_us <= kMaxPeriodUs && capacity >= 1 && capacity <= kMaxCapacity &&
+           capacity <= kMaxSpanUs / period_us + 1;
+}
 
 uint32_t lease_want(uint32_t demand, int32_t held, uint64_t capacity, uint64_t refill_per_sync, bool first) {
     if (demand == 0) {

@@ -22,6 +22,12 @@ constexpr int32_t kLeaseCredit = 1;
 // it would meet 429s until the next sync interval although the bucket in
 // Redis is full. Redis still grants each token once, so this costs other
 // nginx instances nothing but the order in which they are served.
+// Whether a lease's bucket parameters, as a peer sends them, are ones a zone
+// can declare (1 us to 1 day per request, a bucket of at most kMaxSpanUs):
+// anything else would overflow the GCRA arithmetic here and lose exactness
+// in the Redis script's doubles.
+bool lease_params_valid(uint64_t period_us, uint64_t capacity);
+
 uint32_t lease_want(uint32_t demand, int32_t held, uint64_t capacity, uint64_t refill_per_sync, bool first = false);
 
 // What the sync timer does with a key it takes from the queue of keys to

@@ -7,6 +7,7 @@
 #include "cluster_client.hpp"
 #include "event_ptr.hpp"
 #include "core/limit/gcra.hpp"
+#include "core/limit/lease.hpp"
 #include "keys.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -86,7 +87,8 @@ LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_
         script_ = std::make_unique<redis::Script>(*redis_, lua::limit_lease());
     }
     metrics_.describe("leveed_limit_leases_total", "counter",
-                      "Keys asked for quota, by result (ok, failed, timeout: no answer by the deadline, "
+                      "Keys asked for quota, by result (ok, failed, invalid: parameters no zone can declare, "
+                      "timeout: no answer by the deadline, "
                       "stuck: an earlier lease of the key is still unanswered).");
     metrics_.describe("leveed_limit_tokens_granted_total", "counter", "Global rate-limit tokens leased to nginx.");
 }
@@ -122,17 +124,34 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
         Grant &g = st->grants[i];
         g.zone = e.zone;
         g.key.assign(reinterpret_cast<const char *>(e.key.data), e.key.len);
+        // parameters no zone can declare: no arithmetic on them, the
+        // module's fail mode decides for the key
+        if (!levee::limit::lease_params_valid(e.period_us, e.capacity)) {
+            g.failed = true;
+            g.answered = true;
+            metrics_.inc("leveed_limit_leases_total", {{"result", "invalid"}});
+            if (st->error.empty()) {
+                st->error = "invalid lease: period_us " + std::to_string(e.period_us) + " and capacity " +
+                            std::to_string(e.capacity) + " are outside what a zone can declare";
+                log::warn("limit_lease_invalid", {{"zone", g.zone}, {"error", st->error}});
+            }
+        }
     }
 
     if (redis_ == nullptr) {
         std::uint64_t total = 0;
+        std::size_t ok = 0;
         for (std::size_t i = 0; i < request.n_entries; i++) {
             Grant &g = st->grants[i];
             const Levee__LimitLeaseEntry &e = *request.entries[i];
+            if (g.failed) {
+                continue;
+            }
             g.granted = grant_locally(redis::keys::limit_bucket(g.zone, g.key, e.period_us, e.capacity), e);
             total += g.granted;
+            ok++;
         }
-        metrics_.inc("leveed_limit_leases_total", {{"result", "ok"}}, static_cast<double>(request.n_entries));
+        metrics_.inc("leveed_limit_leases_total", {{"result", "ok"}}, static_cast<double>(ok));
         metrics_.inc("leveed_limit_tokens_granted_total", {}, static_cast<double>(total));
         st->finish();
         return;
@@ -167,6 +186,10 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
     for (std::size_t i = 0; i < request.n_entries; i++) {
         const Levee__LimitLeaseEntry &e = *request.entries[i];
         Grant &g = st->grants[i];
+        if (g.failed) {
+            one_done();
+            continue;
+        }
         g.bucket = redis::keys::limit_bucket(g.zone, g.key, e.period_us, e.capacity);
 
         auto late = late_.find(g.bucket);

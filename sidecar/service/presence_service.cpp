@@ -85,6 +85,13 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     for (std::size_t i = 0; i < batch.n_records; i++) {
         const Levee__PresenceRecord &r = *batch.records[i];
         const std::size_t user_len = std::strlen(r.user);
+        // last_seen + ttl must not overflow, and stays exact in the doubles
+        // of Lua and JSON
+        if (r.last_seen_ms < 0 || r.last_seen_ms > kMaxLastSeenMs) {
+            metrics_.inc("leveed_presence_batches_total", {{"result", "invalid"}});
+            send_ack(reply, request_id, false, n, "record " + std::to_string(i) + ": invalid last_seen_ms");
+            return;
+        }
         if (user_len == 0 || user_len > kMaxPresenceUserBytes || std::strlen(r.room) > kMaxPresenceUserBytes) {
             metrics_.inc("leveed_presence_batches_total", {{"result", "invalid"}});
             send_ack(reply, request_id, false, n, "record " + std::to_string(i) + ": invalid user or room");

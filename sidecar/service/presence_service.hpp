@@ -59,6 +59,9 @@ std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets);
 // a user can be in) and redis::keys::room.
 
 constexpr std::size_t kMaxPresenceUserBytes = 256;
+// The latest last_seen a record may carry: with any ttl (32 bits of ms) added
+// it stays below 2^53, exact in Lua's and JSON's doubles, and never overflows.
+constexpr std::int64_t kMaxLastSeenMs = (std::int64_t{1} << 53) - (std::int64_t{1} << 32);
 
 // A room's members of one batch go to Redis in script calls of at most this
 // many: a call blocks Redis while it runs, and a batch (up to 4,000 records

@@ -266,3 +266,19 @@ TEST(LeaseTurn, AKeyNeverAnsweredAsksForTheWholeBucket) {
 
     EXPECT_EQ(lease_turn(k.e, k.g, 5, 1000, 21, 5).want, 22u);
 }
+
+TEST(LeaseParams, WhatAZoneCanDeclareIsValid) {
+    EXPECT_TRUE(lease_params_valid(1, 1000001));                  // 1000000r/s, burst 1000000
+    EXPECT_TRUE(lease_params_valid(86400ull * 1000000, 365));     // 1r/d, a year's bucket
+    EXPECT_TRUE(lease_params_valid(12342857143ull, 2555));        // 7r/d rounded up, 365 days
+    EXPECT_TRUE(lease_params_valid(60000000, 5));
+}
+
+TEST(LeaseParams, WhatWouldOverflowOrLoseExactnessIsNot) {
+    EXPECT_FALSE(lease_params_valid(0, 5));
+    EXPECT_FALSE(lease_params_valid(60000000, 0));
+    EXPECT_FALSE(lease_params_valid(86400ull * 1000000 + 1, 1));  // slower than 1r/d
+    EXPECT_FALSE(lease_params_valid(1, 1000002));
+    EXPECT_FALSE(lease_params_valid(86400ull * 1000000, 367));    // more than a year
+    EXPECT_FALSE(lease_params_valid(UINT64_MAX / 2, 4000000000u));
+}

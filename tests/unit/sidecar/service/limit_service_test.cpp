@@ -61,5 +61,19 @@ TEST(LimitService, StandaloneGrantsEachTokenOnce) {
     EXPECT_EQ(metrics.value("leveed_limit_tokens_granted_total"), 6.0);
 }
 
+// A lease chose its own period and capacity: UINT64_MAX-sized values
+// overflowed the GCRA arithmetic (undefined behaviour) and could lock a key
+// out for years. Parameters no zone can declare fail, and cost nothing.
+TEST(LimitService, ALeaseWithParametersNoZoneCanDeclareFails) {
+    Metrics metrics;
+    LimitService svc(nullptr, metrics);
+    Granted bad = lease(svc, {{"mallory", 5}}, UINT64_MAX / 2, 4000000000u);
+    ASSERT_EQ(bad.grants.size(), 1u);
+    EXPECT_EQ(bad.grants[0].second, 0u);
+    EXPECT_NE(bad.error.find("invalid lease"), std::string::npos) << bad.error;
+    EXPECT_EQ(metrics.value("leveed_limit_leases_total", {{"result", "invalid"}}), 1);
+    EXPECT_EQ(lease(svc, {{"mallory", 3}}, 60000000, 5).grants[0].second, 3u) << "a valid lease is untouched";
+}
+
 } // namespace
 } // namespace levee

@@ -491,5 +491,22 @@ TEST_F(PresenceServiceWithRedis, ARoomsMembersGoInCallsOfAtMostKRoomMembersPerCa
     EXPECT_EQ(members, (std::vector<std::size_t>{kRoomMembersPerCall, kRoomMembersPerCall, 500}));
 }
 
+// last_seen_ms + ttl_ms came from the socket unchecked: INT64_MAX overflowed
+// (undefined behaviour) and was stored.
+TEST(PresenceService, ALastSeenThatWouldOverflowRefusesTheBatch) {
+    Metrics metrics;
+    PresenceService svc(nullptr, nullptr, nullptr, nullptr, metrics);
+    for (const std::int64_t bad : {INT64_MAX, kMaxLastSeenMs + 1, std::int64_t{-1}}) {
+        Ack ack;
+        svc.handle(4, BatchFrame({{"alice", "", 1}, {"mallory", "", bad}}).batch, ack_into(ack));
+        ASSERT_TRUE(ack.got);
+        EXPECT_FALSE(ack.ok);
+        EXPECT_EQ(ack.error, "record 1: invalid last_seen_ms");
+    }
+    Ack fine;
+    svc.handle(5, BatchFrame({{"alice", "", kMaxLastSeenMs}}).batch, ack_into(fine));
+    EXPECT_TRUE(fine.ok);
+}
+
 } // namespace
 } // namespace levee
