@@ -34,11 +34,12 @@ ngx_http_levee_q_init(void)
 }
 
 
+/* Takes a query out of the waiting list and stops its timer: it is answered,
+ * or its request is gone (pool cleanup). */
 static void
-ngx_http_levee_q_finish(ngx_http_levee_q_ctx_t *ctx, ngx_int_t rc)
+ngx_http_levee_q_detach(void *data)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r = ctx->request;
+    ngx_http_levee_q_ctx_t  *ctx = (ngx_http_levee_q_ctx_t *) data;
 
     if (ctx->queued) {
         ngx_queue_remove(&ctx->queue);
@@ -49,6 +50,16 @@ ngx_http_levee_q_finish(ngx_http_levee_q_ctx_t *ctx, ngx_int_t rc)
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
+}
+
+
+static void
+ngx_http_levee_q_finish(ngx_http_levee_q_ctx_t *ctx, ngx_int_t rc)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r = ctx->request;
+
+    ngx_http_levee_q_detach(ctx);
 
     c = r->connection;
     ngx_http_finalize_request(r, rc);
@@ -95,23 +106,6 @@ ngx_http_levee_q_timeout(ngx_event_t *ev)
 
     ngx_http_levee_q_finish(ctx, ngx_http_levee_q_error(ctx->request, NGX_HTTP_GATEWAY_TIME_OUT,
                                                         "leveed did not answer in time"));
-}
-
-
-static void
-ngx_http_levee_q_cleanup(void *data)
-{
-    ngx_http_levee_q_ctx_t  *ctx = (ngx_http_levee_q_ctx_t *) data;
-
-    if (ctx->queued) {
-        ngx_queue_remove(&ctx->queue);
-        ngx_http_levee_q_npending--;
-        ctx->queued = 0;
-    }
-
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
-    }
 }
 
 
@@ -273,7 +267,7 @@ ngx_http_levee_presence_handler(ngx_http_request_t *r)
     ngx_http_levee_q_npending++;
     ctx->queued = 1;
 
-    cln->handler = ngx_http_levee_q_cleanup;
+    cln->handler = ngx_http_levee_q_detach;
     cln->data = ctx;
 
     r->main->count++;
