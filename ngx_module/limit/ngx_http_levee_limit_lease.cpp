@@ -123,13 +123,12 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
     Levee__LimitLeaseEntry     entries[NGX_HTTP_LEVEE_LIMIT_BATCH];
     uint32_t                   demands[NGX_HTTP_LEVEE_LIMIT_BATCH];
     Levee__LimitLeaseEntry    *ptrs[NGX_HTTP_LEVEE_LIMIT_BATCH];
-    u_char                    *keys, *k;
+    u_char                    *k;
 
-    /* keys are copied out so that the frame is encoded outside the mutex */
-    keys = (u_char *) ngx_alloc(NGX_HTTP_LEVEE_LIMIT_KEYS, log);
-    if (keys == NULL) {
-        return;
-    }
+    /* keys are copied out so that the frame is encoded outside the mutex,
+     * into one worker-local buffer: the frame is sent before the next zone
+     * reuses it, so nothing is allocated per tick */
+    static u_char              keys[NGX_HTTP_LEVEE_LIMIT_KEYS];
 
     /* pending_ms holds 32 bits of the clock: compare modulo 2^32 */
     now = (uint32_t) ngx_current_msec | 1;
@@ -225,8 +224,6 @@ ngx_http_levee_limit_sync_zone(ngx_http_levee_limit_zone_t *zone, ngx_log_t *log
             ngx_shmtx_unlock(&zone->shpool->mutex);
         }
     }
-
-    ngx_free(keys);
 }
 
 
