@@ -13,6 +13,7 @@
 #include "config/config_diff.hpp"
 #include "document_store.hpp"
 #include "event_ptr.hpp"
+#include "levee_version.h"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "metrics_http.hpp"
@@ -134,9 +135,15 @@ bool Daemon::Parts::start() {
         return false;
     }
 
+    metrics.describe("leveed_build_info", "gauge", "Always 1; the labels say which leveed runs.");
+    metrics.set("leveed_build_info", {{"version", LEVEE_VERSION}}, 1);
     if (!config.metrics_listen.empty()) {
-        metrics_http = std::make_unique<MetricsHttp>(base.get(), metrics,
-                                                     [this]() -> std::string { return draining ? "draining" : ""; });
+        metrics_http = std::make_unique<MetricsHttp>(base.get(), metrics, [this]() -> std::string {
+            if (draining) {
+                return "draining";
+            }
+            return server->accept_failing() ? "not accepting connections: out of file descriptors" : "";
+        });
         if (!metrics_http->listen(config.metrics_listen, error)) {
             log::error("startup_failed", {{"reason", error}});
             return false;
