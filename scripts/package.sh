@@ -78,6 +78,8 @@ if ! (cd "$tree" && dpkg-buildpackage -b -us -uc -d) >"$work/build.log" 2>&1; th
     exit 1
 fi
 arch=$(dpkg --print-architecture)
+# Only this version's packages in OUT: the images install dist/*.deb.
+rm -f "$out"/libnginx-mod-http-levee_*.deb "$out"/leveed_*.deb
 for pkg in libnginx-mod-http-levee leveed; do
     deb=${pkg}_${version}_${arch}.deb
     mv "$work/$deb" "$out/$deb"
