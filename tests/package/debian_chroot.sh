@@ -32,7 +32,8 @@ leveed_pid=
 cleanup() {
     [ -n "$leveed_pid" ] && kill "$leveed_pid" 2>/dev/null || true
     umount "$root/proc" 2>/dev/null || true
-    rm -rf "$root"
+    # Never into a /proc that would still be mounted there.
+    rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
 
