@@ -21,9 +21,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 mounted=()
 mounts=()
+built=()
 cleanup() {
     for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null || true; done
     for image in "${mounted[@]}"; do podman image unmount "$image" >/dev/null 2>&1 || true; done
+    # Test images only: each run builds afresh (--layers=false keeps no
+    # intermediate layers either), so nothing piles up in podman's storage.
+    [ ${#built[@]} -eq 0 ] || podman rmi "${built[@]}" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -37,7 +41,8 @@ fi
 for target in leveed nginx; do
     step "podman build --target $target"
     log=$(mktemp /tmp/levee-image-$target.XXXXXX.log)
-    if ! podman build --isolation=chroot --network=host --pull=never --build-arg DEBS=dist \
+    built+=("localhost/levee/$target:test")
+    if ! podman build --isolation=chroot --network=host --pull=never --layers=false --build-arg DEBS=dist \
         -f "$src/docker/Dockerfile" --target "$target" -t "localhost/levee/$target:test" "$src" >"$log" 2>&1; then
         tail -n 30 "$log"
         fail "podman build --target $target (log: $log)"
