@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything Levee needs to build, run its local stack and run its
-# tests on Debian 12: Debian packages, plus SecantusDB (a MongoDB-wire-protocol
-# database, from PyPI) as the test database. Safe to run again.
+# Installs everything Levee needs to build, run its local stack, package it
+# and run its tests on Debian 12: Debian packages, plus SecantusDB (a
+# MongoDB-wire-protocol database, from PyPI) as the test database. Safe to
+# run again.
+#
+# It only installs: services already on the machine are never stopped,
+# disabled or reconfigured (the tests and scripts/demo.sh start their own
+# nginx, Redis and database on free loopback ports). Packages it installs
+# that bring a service (nginx, redis-server) are not started by their
+# installation when the machine has no /usr/sbin/policy-rc.d: one that
+# refuses every start exists for the duration of its apt-get, and is removed
+# after it.
 set -euo pipefail
 
 SECANTUS_VERSION=0.7.0b3
@@ -23,6 +32,9 @@ packages=(
     python3 python3-pytest python3-venv
     wrk procps iproute2
     libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core
+    # packaging (scripts/package.sh, tests/package): debs, lintian, the
+    # Debian 12 chroot, images, compose.yaml's check
+    debhelper lintian debootstrap podman docker-compose
 )
 
 missing=()
@@ -31,13 +43,22 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${missing[*]}"
-    # Debian starts services on install; the local stack and tests run their own.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=
+    if [ ! -e "$policy" ]; then
+        echo "install-deps: services of newly installed packages are not started ($policy, removed afterwards)"
+        own_policy=$policy
+        trap '$SUDO rm -f "$own_policy"' EXIT
+        printf '#!/bin/sh\n# scripts/install-deps.sh: removed when its apt-get ends\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 0755 "$policy"
+    fi
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [ -n "$own_policy" ]; then
+        $SUDO rm -f "$own_policy"
+        trap - EXIT
+    fi
 fi
-# Packaged services are not needed (and would hold ports 80 and 6379).
-$SUDO service nginx stop >/dev/null 2>&1 || true
-$SUDO service redis-server stop >/dev/null 2>&1 || true
 
 # The test database: FerretDB (the design's first choice) is not served by the
 # Go module proxy here; SecantusDB speaks the MongoDB wire protocol on WiredTiger.

@@ -81,6 +81,8 @@ def main() -> int:
     leveectl = os.path.join(build, "sidecar", "leveectl")
 
     parts = []
+    ok = False
+    step(f"logs: {proc.run_dir()} (one folder per component; kept if anything fails)")
     try:
         step("starting a Redis Cluster (3 masters, 3 replicas)")
         redis = RedisCluster(n_masters=3, replicas=1).start()
@@ -147,6 +149,10 @@ logs: {proc.run_dir()}
     finally:
         for p in reversed(parts):
             p.stop()
+        if not ok:
+            # The run folder is removed at exit unless LEVEE_KEEP_TMP is set.
+            os.environ["LEVEE_KEEP_TMP"] = "1"
+            step(f"FAILED: logs kept in {proc.run_dir()}")
 
 
 if __name__ == "__main__":
