@@ -26,6 +26,8 @@ if ! (cd "$work" && apt-get download -q prometheus >/dev/null 2>"$work/err"); th
         exit 1
     }
 fi
+deb=$(ls "$work"/prometheus_*.deb 2>/dev/null | head -n 1)
+[ -n "$deb" ] || { echo "install-prometheus: apt-get download wrote no prometheus_*.deb" >&2; exit 1; }
 $SUDO mkdir -p "$dest"
-$SUDO dpkg-deb -x "$work"/prometheus_*.deb "$dest"
+$SUDO dpkg-deb -x "$deb" "$dest"
 "$dest/usr/bin/promtool" --version >/dev/null

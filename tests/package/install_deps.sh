@@ -34,6 +34,11 @@ mkdir -p "$work/tools/secantus-venv/bin"
 printf '#!/bin/sh\necho %s\n' "$secantus" > "$work/tools/secantus-venv/bin/python3"
 printf '#!/bin/sh\n' > "$work/tools/secantus-venv/bin/secantusd-py"
 chmod +x "$work/tools/secantus-venv/bin"/*
+# and so is Prometheus (scripts/install-prometheus.sh)
+mkdir -p "$work/tools/prometheus/usr/bin"
+printf '#!/bin/sh\n' > "$work/tools/prometheus/usr/bin/promtool"
+printf '#!/bin/sh\n' > "$work/tools/prometheus/usr/bin/prometheus"
+chmod +x "$work/tools/prometheus/usr/bin"/*
 
 # run_case NAME OWN_POLICY: OWN_POLICY empty for a machine without one.
 run_case() {
