@@ -220,3 +220,38 @@ def test_a_corrupt_spool_record_is_skipped_and_said_and_the_rest_reaches_the_dat
     # later beats in the spool: its newest last_seen still arrives.
     assert damaged_user in expected
     assert_database_holds(mongo, expected)
+
+
+def test_a_full_disk_costs_the_database_copy_not_the_ack(redis_cluster, make_mongo_db, make_leveed, levee_build,
+                                                         tmp_path):
+    """The spool's file system fills up (a 2 MiB tmpfs, all but 64 KiB of it
+    taken by another file) long before spool_max_bytes while the database is
+    away: every batch is still acknowledged and in Redis, what the disk could
+    not take is counted, and leveed keeps serving."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(disk)], check=True)
+    try:
+        (disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 64 * 1024))
+        spool = disk / "spool"
+        spool.mkdir()
+        mongo = make_mongo_db()
+        leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
+                             settings={"mongo_flush_ms": 200, "spool_dir": str(spool), "spool_max_bytes": "1g"})
+        mongo._stop()
+        out = tmp_path / "acked.txt"
+        stream = start_stream(levee_build, leveed, 4, out)
+        stream_out, _ = stream.communicate(timeout=60)
+        assert stream.returncode == 0, stream_out
+        assert "resends=0" in stream_out, f"a batch was refused: {stream_out}"
+        expected = acknowledged(out)
+        assert len(expected) == USERS
+        assert_redis_holds(redis_cluster, expected)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{leveed.metrics_port}/metrics", timeout=5).read().decode()
+        dropped = sum(float(v) for v in re.findall(r"^leveed_spool_dropped_records_total\{[^}]*\} (\S+)$", text, re.M))
+        assert dropped > 0, [line for line in text.splitlines() if "spool" in line]
+        assert leveed.proc.poll() is None
+        mongo.restart()
+        leveed.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
