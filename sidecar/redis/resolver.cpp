@@ -125,6 +125,14 @@ class DnsResolver final : public Resolver {
         if (dns_ == nullptr) {
             return;
         }
+        // A connect, lookup included, has 1 s: a nameserver silent for
+        // 300 ms is asked again, or the next one is, and is marked down
+        // after a few such timeouts, rather than every lookup being cut
+        // off waiting for evdns's default 5 s. No 0x20 case games: some
+        // resolvers do not echo the case back.
+        evdns_base_set_option(dns_, "timeout:", "0.3");
+        evdns_base_set_option(dns_, "attempts:", "3");
+        evdns_base_set_option(dns_, "randomize-case:", "0");
         if (!nameserver.empty()) {
             evdns_base_nameserver_ip_add(dns_, nameserver.c_str());
             return;
