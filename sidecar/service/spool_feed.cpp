@@ -22,19 +22,21 @@ bool SpoolFeed::append(const std::vector<SpoolRecord> &records, std::function<vo
     const std::size_t n = records.size();
     SpoolSynced synced;
     if (spool_->syncs_each_batch()) {
-        synced = [this, n, then](bool ok, const std::string &error) {
-            auto settle = [this, n, then, ok, error] {
-                if (ok) {
-                    taken();
-                } else {
-                    dropped(SpoolRefusal::kDisk, error, n);
-                }
-                then();
-            };
-            if (to_loop_) {
-                to_loop_(std::move(settle));
+        auto settle = [this, n, then](bool ok, const std::string &error) {
+            if (ok) {
+                taken();
             } else {
-                settle();
+                dropped(SpoolRefusal::kDisk, error, n);
+            }
+            then();
+        };
+        // Runs on the sync thread, which may outlive this feed (the spool
+        // is destroyed after it): touches only its own copies.
+        synced = [to_loop = to_loop_, settle](bool ok, const std::string &error) {
+            if (to_loop) {
+                to_loop([settle, ok, error] { settle(ok, error); });
+            } else {
+                settle(ok, error);
             }
         };
     }

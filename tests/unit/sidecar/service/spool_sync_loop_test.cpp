@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include <event2/thread.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -57,6 +58,13 @@ struct SlowDisk {
         return ::fdatasync(fd);
     }
 };
+
+// The spool's thread wakes the loop (LoopPoster) as in leveed, whose main
+// turns libevent's locking on before it makes its loop.
+event_base *threaded_base() {
+    evthread_use_pthreads();
+    return event_base_new();
+}
 
 class SpoolSyncLoop : public ::testing::Test {
   protected:
@@ -120,7 +128,7 @@ class SpoolSyncLoop : public ::testing::Test {
 
     SlowDisk disk_;
     std::string dir_;
-    BasePtr base_{event_base_new()};
+    BasePtr base_{threaded_base()};
     LoopPoster poster_{base_.get()};
     Metrics metrics_;
     ProbeService probe_{nullptr, nullptr};
