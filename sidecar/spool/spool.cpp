@@ -495,19 +495,19 @@ bool Spool::sync(std::string &error) {
     SpoolPosition target;
     std::vector<int> retired;
     bool dir = false;
+    bool ok = true;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         // A copy of the descriptor: the loop may leave the segment meanwhile.
         if (fd_ >= 0 && (fd = ::dup(fd_)) < 0) {
             error = errno_text("dup");
-            return false;
+            ok = false; // a failed round: the batches waiting for it must hear so
         }
         target = written_;
         retired.swap(retired_);
         dir = dir_dirty_ && options_.fsync != SpoolFsync::kNever;
         dir_dirty_ = false;
     }
-    bool ok = true;
     for (int r : retired) {
         if (ok && datasync(r) != 0) {
             error = errno_text("fdatasync");
@@ -556,8 +556,8 @@ bool Spool::sync(std::string &error) {
 
 std::vector<SpoolSynced> Spool::cut_unsynced(std::string &error) {
     // Refused, so gone: left there, the next batch would follow bytes no one
-    // counted, and a restart would read records nginx was told are not
-    // durable. Segments begun since the last good round hold nothing else.
+    // counted, and a restart would send MongoDB records counted as dropped.
+    // Segments begun since the last good round hold nothing else.
     std::vector<SpoolSynced> told;
     for (auto &u : unsynced_) {
         told.push_back(std::move(u.synced));
