@@ -15,6 +15,7 @@
 #include "event_ptr.hpp"
 #include "levee_version.h"
 #include "log.hpp"
+#include "loop_poster.hpp"
 #include "metrics.hpp"
 #include "metrics_http.hpp"
 #include "mongo_uri.hpp"
@@ -47,6 +48,8 @@ struct Daemon::Parts {
     ConfigSource source;
     std::unique_ptr<event_base, void (*)(event_base *)> base{event_base_new(), event_base_free};
     Metrics metrics;
+    // Brings the spool's sync thread's word back to the loop: outlives the spool.
+    std::unique_ptr<LoopPoster> poster;
     std::unique_ptr<redis::ClusterClient> redis;
     std::unique_ptr<DocumentStore> mongo;
     std::unique_ptr<Spool> spool;
@@ -103,6 +106,7 @@ bool Daemon::Parts::start() {
     metrics.describe("leveed_up", "gauge", "1 while leveed runs.");
     metrics.set("leveed_up", {}, 1);
     check_fd_limit();
+    poster = std::make_unique<LoopPoster>(base.get());
 
     if (!start_redis() || !start_mongo()) {
         return false;
@@ -114,8 +118,9 @@ bool Daemon::Parts::start() {
     }
 
     probe = std::make_unique<ProbeService>(redis.get(), mongo.get());
-    presence = std::make_unique<PresenceService>(redis.get(), spool.get(), mongo.get(), base.get(), metrics,
-                                                 static_cast<std::uint16_t>(config.presence_buckets));
+    presence = std::make_unique<PresenceService>(
+        redis.get(), spool.get(), mongo.get(), base.get(), metrics, static_cast<std::uint16_t>(config.presence_buckets),
+        [p = poster.get()](std::function<void()> fn) { p->post(std::move(fn)); });
     limit = std::make_unique<LimitService>(redis.get(), metrics, base.get());
     registry = std::make_unique<RegistryService>(redis.get(), metrics);
     dispatcher = std::make_unique<Dispatcher>(metrics, *probe, *presence, *limit, *registry, config.standalone());
@@ -322,10 +327,12 @@ void Daemon::Parts::update_gauges() {
 void Daemon::Parts::on_housekeeping(evutil_socket_t, short, void *arg) {
     auto *self = static_cast<Parts *>(arg);
     if (self->spool && self->config.spool_fsync == "interval") {
-        std::string error;
-        if (!self->spool->sync(error)) {
-            log::error("spool_sync_failed", {{"error", error}});
-        }
+        // On the spool's sync thread: a slow disk never holds up the loop.
+        self->spool->sync_soon([](bool ok, const std::string &error) {
+            if (!ok) {
+                log::error("spool_sync_failed", {{"error", error}});
+            }
+        });
     }
     self->update_gauges();
 }
@@ -449,15 +456,24 @@ void Daemon::Parts::on_drain_deadline(evutil_socket_t, short, void *arg) {
 }
 
 void Daemon::Parts::finish_drain() {
-    if (spool) {
-        std::string error;
-        if (!spool->sync(error)) {
-            log::error("spool_sync_failed", {{"error", error}});
-            exit_code = 1;
-        }
+    auto stop = [this] {
+        log::info("drained", {{"spooled", spool ? spool->pending_records() : 0}});
+        event_base_loopbreak(base.get());
+    };
+    if (!spool) {
+        stop();
+        return;
     }
-    log::info("drained", {{"spooled", spool ? spool->pending_records() : 0}});
-    event_base_loopbreak(base.get());
+    // The loop keeps running (and drain_timeout_ms counting) while the disk syncs.
+    spool->sync_soon([this, stop](bool ok, const std::string &error) {
+        poster->post([this, stop, ok, error] {
+            if (!ok) {
+                log::error("spool_sync_failed", {{"error", error}});
+                exit_code = 1;
+            }
+            stop();
+        });
+    });
 }
 
 int Daemon::run() {

@@ -54,6 +54,10 @@ bool parse_redirect(const std::string &msg, const HostPort &from, uint16_t &slot
 
 ClusterClient::ClusterClient(event_base *base, std::vector<HostPort> seeds, ClusterOptions opts)
     : base_(base), seeds_(std::move(seeds)), opts_(opts), rng_(std::random_device{}()) {
+    if (opts_.resolver == nullptr) {
+        own_resolver_ = make_dns_resolver(base_);
+        opts_.resolver = own_resolver_.get();
+    }
     retry_ev_.reset(evtimer_new(
         base_, [](int, short, void *arg) { static_cast<ClusterClient *>(arg)->run_retries(); }, this));
     refresh_ev_.reset(evtimer_new(
@@ -137,6 +141,7 @@ NodeConnection &ClusterClient::node(const HostPort &addr) {
         nopts.reconnect_max_ms = opts_.retry_backoff_max_ms;
         nopts.user = opts_.user;
         nopts.password = opts_.password;
+        nopts.resolver = opts_.resolver;
         NodeConnection::Handler &handler = *this;
         it = nodes_.emplace(std::move(name), std::make_unique<NodeConnection>(base_, addr, nopts, handler)).first;
     }

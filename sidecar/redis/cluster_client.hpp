@@ -55,6 +55,9 @@ struct ClusterOptions {
     // password`. A refused AUTH fails the connection like a refused connect.
     std::string user;
     std::string password;
+    // Resolves seeds and nodes given by name (see NodeConnection); null:
+    // the client's own evdns resolver on its loop.
+    Resolver *resolver = nullptr;
 };
 
 struct ClusterStats {
@@ -176,6 +179,7 @@ class ClusterClient : private NodeConnection::Handler {
     std::function<void(double)> latency_observer_;
     bool shutting_down_ = false;
 
+    std::unique_ptr<Resolver> own_resolver_;                       // outlives nodes_, whose lookups it runs
     std::map<std::string, std::unique_ptr<NodeConnection>> nodes_; // by "host:port"
     SlotMap slots_;
     std::vector<NodeConnection *> slot_nodes_; // parallel to slots_.nodes()

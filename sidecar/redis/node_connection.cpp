@@ -50,6 +50,7 @@ NodeConnection::NodeConnection(event_base *base, HostPort addr, Options opts, Ha
 
 NodeConnection::~NodeConnection() {
     destroying_ = true;
+    lookup_.reset();
     // redisAsyncFree runs the pending callbacks with NULL replies and then
     // the disconnect callback; both see destroying_ and stay quiet.
     ctx_.reset();
@@ -69,33 +70,27 @@ bool NodeConnection::connect(std::string &error) {
         error = "reconnect pending after: " + last_error_;
         return false;
     }
-    redisAsyncContext *ac = redisAsyncConnect(addr_.host.c_str(), addr_.port);
-    if (ac == nullptr) {
-        error = "out of memory";
-        return false;
-    }
-    if (ac->err != 0) {
-        error = ac->errstr;
-        last_error_ = error;
-        last_failure_ms_ = now_ms();
-        note_connect_failure();
-        redisAsyncFree(ac);
-        return false;
-    }
-    ac->data = this;
-    if (redisLibeventAttach(ac, base_) != REDIS_OK) {
-        error = "cannot attach to libevent";
-        redisAsyncFree(ac);
-        return false;
-    }
-    redisAsyncSetConnectCallback(ac, &NodeConnection::on_connect);
-    redisAsyncSetDisconnectCallback(ac, &NodeConnection::on_disconnect);
-    ctx_.reset(ac);
     ++generation_;
     connected_ = false;
     connect_started_ms_ = now_ms();
     auth_refused_ = false;
     sent_password_ = opts_.password;
+    if (is_numeric_host(addr_.host)) {
+        if (!open_context(addr_.host, error)) {
+            last_error_ = error;
+            last_failure_ms_ = now_ms();
+            note_connect_failure();
+            return false;
+        }
+    } else if (opts_.resolver == nullptr) {
+        error = "resolve " + addr_.host + ": no resolver";
+        return false;
+    } else {
+        lookup_ =
+            opts_.resolver->resolve(addr_.host, [this](bool ok, const std::string &address, const std::string &why) {
+                on_resolved(ok, address, why);
+            });
+    }
     if (!opts_.password.empty()) {
         std::vector<std::string> auth{"AUTH"};
         if (!opts_.user.empty()) {
@@ -112,8 +107,69 @@ bool NodeConnection::connect(std::string &error) {
     return true;
 }
 
+bool NodeConnection::open_context(const std::string &address, std::string &error) {
+    // Numeric: hiredis's getaddrinfo returns at once.
+    redisAsyncContext *ac = redisAsyncConnect(address.c_str(), addr_.port);
+    if (ac == nullptr) {
+        error = "out of memory";
+        return false;
+    }
+    if (ac->err != 0) {
+        error = ac->errstr;
+        redisAsyncFree(ac);
+        return false;
+    }
+    ac->data = this;
+    if (redisLibeventAttach(ac, base_) != REDIS_OK) {
+        error = "cannot attach to libevent";
+        redisAsyncFree(ac);
+        return false;
+    }
+    redisAsyncSetConnectCallback(ac, &NodeConnection::on_connect);
+    redisAsyncSetDisconnectCallback(ac, &NodeConnection::on_disconnect);
+    ctx_.reset(ac);
+    return true;
+}
+
+void NodeConnection::on_resolved(bool ok, const std::string &address, const std::string &why) {
+    lookup_.reset();
+    std::string error = why;
+    if (ok && open_context(address, error)) {
+        for (const std::string &cmd : unsent_) {
+            if (redisAsyncFormattedCommand(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_), cmd.data(),
+                                           cmd.size()) != REDIS_OK) {
+                break; // only when hiredis is tearing the context down: it reports what it has
+            }
+        }
+        unsent_.clear();
+        return;
+    }
+    // A failed connect, like a refused one: backoff, and what waited is lost.
+    CallbackScope scope(in_callback_);
+    last_error_ = error;
+    last_failure_ms_ = now_ms();
+    note_connect_failure();
+    connected_ = false;
+    wait_needed_ = false;
+    wait_in_flight_ = false;
+    drop_unsent();
+    fail_held();
+    handler_.on_node_down(*this, last_error_);
+}
+
+void NodeConnection::drop_unsent() {
+    unsent_.clear();
+    std::deque<Sent> lost;
+    lost.swap(sent_);
+    for (const Sent &s : lost) {
+        if (s.kind == Kind::Command || s.kind == Kind::Refresh) {
+            handler_.on_node_reply(*this, s.kind, s.id, nullptr, -1);
+        }
+    }
+}
+
 bool NodeConnection::send(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error) {
-    if (!ctx_ && !connect(error)) {
+    if (!open() && !connect(error)) {
         return false;
     }
     if (auth_refused_) {
@@ -125,9 +181,11 @@ bool NodeConnection::send(Kind kind, uint64_t id, const std::vector<std::string>
 }
 
 bool NodeConnection::append(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error) {
-    const std::string cmd = resp_command(argv);
-    if (redisAsyncFormattedCommand(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_), cmd.data(),
-                                   cmd.size()) != REDIS_OK) {
+    std::string cmd = resp_command(argv);
+    if (lookup_) {
+        unsent_.push_back(std::move(cmd));
+    } else if (redisAsyncFormattedCommand(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_), cmd.data(),
+                                          cmd.size()) != REDIS_OK) {
         // Only when hiredis is already tearing this context down.
         error = "connection closing";
         return false;
@@ -160,7 +218,7 @@ void NodeConnection::on_deferred(int, short, void *arg) {
     self->deferred_scheduled_ = false;
     if (self->close_pending_) {
         self->close_pending_ = false;
-        if (self->ctx_) {
+        if (self->open()) {
             self->teardown(self->close_reason_);
         }
     }
@@ -168,7 +226,7 @@ void NodeConnection::on_deferred(int, short, void *arg) {
 }
 
 void NodeConnection::send_wait() {
-    if (!wait_needed_ || wait_in_flight_ || !ctx_) {
+    if (!wait_needed_ || wait_in_flight_ || !open()) {
         return;
     }
     const std::vector<std::string> argv{"WAIT", std::to_string(opts_.wait_replicas),
@@ -181,12 +239,12 @@ void NodeConnection::send_wait() {
 }
 
 void NodeConnection::check_timeouts(int64_t now) {
-    if (!ctx_ || in_callback_ > 0) {
+    if (!open() || in_callback_ > 0) {
         return;
     }
     if (!connected_ && now - connect_started_ms_ > opts_.connect_timeout_ms) {
         note_connect_failure();
-        teardown("connect timeout");
+        teardown(lookup_ ? "connect timeout: resolve " + addr_.host + " unanswered" : "connect timeout");
         return;
     }
     // A WAIT may legitimately block its connection for wait_timeout_ms.
@@ -197,7 +255,7 @@ void NodeConnection::check_timeouts(int64_t now) {
 }
 
 void NodeConnection::close(const std::string &why) {
-    if (!ctx_) {
+    if (!open()) {
         return;
     }
     if (in_callback_ > 0) {
@@ -218,8 +276,13 @@ void NodeConnection::teardown(const std::string &why) {
     wait_needed_ = false;
     wait_in_flight_ = false;
     last_failure_ms_ = now_ms();
-    // Released first so that on_disconnect knows we initiated this.
-    redisAsyncFree(ctx_.release());
+    if (lookup_) {
+        lookup_.reset(); // cancelled: no hiredis context yet
+        drop_unsent();
+    } else {
+        // Released first so that on_disconnect knows we initiated this.
+        redisAsyncFree(ctx_.release());
+    }
     fail_held();
     handler_.on_node_down(*this, why);
 }

@@ -19,6 +19,12 @@
 // commands pipelined behind it need not wait for its answer; if AUTH is
 // refused, Redis answered them NOAUTH without running them, and they are
 // reported lost (retried elsewhere or later), never as answered.
+//
+// A host name is resolved through Options::resolver before hiredis connects
+// to the address (hiredis's own lookup would block the loop). Commands sent
+// meanwhile wait in order and go out once connected; a failed lookup is a
+// failed connect (backoff, commands reported lost), and connect_timeout_ms
+// covers the lookup and the connect together.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +36,7 @@
 #include "event_ptr.hpp"
 #include "host_port.hpp"
 #include "reply.hpp"
+#include "resolver.hpp"
 struct redisAsyncContext;
 
 namespace levee::redis {
@@ -76,6 +83,8 @@ class NodeConnection {
         // Non-empty: `AUTH [user] password` opens every connection.
         std::string user;
         std::string password;
+        // Resolves host names; null: only numeric hosts connect.
+        Resolver *resolver = nullptr;
     };
 
     NodeConnection(event_base *base, HostPort addr, Options opts, Handler &handler);
@@ -147,7 +156,13 @@ class NodeConnection {
         Reply reply;
     };
 
+    // A connection exists or is being set up (its host name resolving).
+    bool open() const { return ctx_ || lookup_; }
     bool connect(std::string &error);
+    bool open_context(const std::string &address, std::string &error);
+    void on_resolved(bool ok, const std::string &address, const std::string &error);
+    // Reports lost what was sent while the host name resolved.
+    void drop_unsent();
     bool append(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error);
     void on_auth_reply(const redisReply &r);
     void teardown(const std::string &why);
@@ -168,6 +183,8 @@ class NodeConnection {
     Handler &handler_;
 
     std::unique_ptr<redisAsyncContext, AsyncFree> ctx_;
+    std::unique_ptr<Resolver::Lookup> lookup_;
+    std::vector<std::string> unsent_; // RESP of the commands sent while resolving, in order
     EventPtr deferred_ev_;
     uint64_t generation_ = 0;
     bool connected_ = false;

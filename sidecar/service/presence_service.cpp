@@ -56,9 +56,9 @@ std::uint16_t presence_bucket(const std::string &user, std::uint16_t buckets) {
 }
 
 PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base,
-                                 Metrics &metrics, std::uint16_t buckets)
+                                 Metrics &metrics, std::uint16_t buckets, SpoolFeed::ToLoop to_loop)
     : redis_(redis), mongo_(mongo), base_(base), buckets_(buckets == 0 ? kDefaultPresenceBuckets : buckets),
-      metrics_(metrics), spool_feed_(spool, metrics), loss_(metrics) {
+      metrics_(metrics), spool_feed_(spool, metrics, std::move(to_loop)), loss_(metrics) {
     if (redis_ != nullptr) {
         room_beat_ = std::make_unique<redis::Script>(*redis_, lua::presence_room());
         room_query_ = std::make_unique<redis::Script>(*redis_, lua::presence_room_query());
@@ -100,10 +100,30 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         records.push_back({r.user, r.room, r.last_seen_ms});
     }
 
+    // Pending: this call, the spool, and (added below) each Redis command.
+    auto st = std::make_shared<BatchState>(BatchState{request_id, n, 2, std::move(reply), "", "", 0, 0});
+    auto finish_one = [this, st] {
+        if (--st->pending > 0) {
+            return;
+        }
+        // Only a batch that is acknowledged counts its losses: one failed is
+        // sent again whole, and would count them twice.
+        const bool ok = st->error.empty();
+        const bool lost = !st->lost_error.empty();
+        if (ok) {
+            loss_.settle(st->lost_users, st->lost_members, st->lost_error, wall_ms());
+        }
+        const char *result = !ok ? "error" : lost ? "partial" : "ok";
+        metrics_.inc("leveed_presence_records_total", {{"result", result}}, st->records);
+        metrics_.inc("leveed_presence_batches_total", {{"result", result}});
+        send_ack(st->reply, st->request_id, ok, st->records, st->error);
+    };
     // The spool first: once the batch is there, the database gets it even if
     // leveed dies before Redis answers (the module resends; $max makes that harmless).
-    // A spool that cannot take it costs the database's copy only, never the ack.
-    spool_feed_.append(records);
+    // With spool_fsync always the ack also waits until the sync thread made
+    // it durable. A spool that cannot take it costs the database's copy only,
+    // never the ack.
+    spool_feed_.append(records, finish_one);
 
     if (redis_ == nullptr) {
         const std::int64_t now = wall_ms();
@@ -116,9 +136,7 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
                 exp = std::max(exp, r.last_seen_ms + ttl_ms);
             }
         }
-        metrics_.inc("leveed_presence_records_total", {{"result", "ok"}}, n);
-        metrics_.inc("leveed_presence_batches_total", {{"result", "ok"}});
-        send_ack(reply, request_id, true, n, "");
+        finish_one();
         return;
     }
 
@@ -161,24 +179,7 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     const std::int64_t now = wall_ms();
     std::vector<std::vector<std::string>> upkeep = maintenance(buckets, ttl_ms, now);
 
-    auto st = std::make_shared<BatchState>(
-        BatchState{request_id, n, 2 * buckets.size() + upkeep.size() + room_calls + 1, std::move(reply), "", "", 0, 0});
-    auto finish_one = [this, st] {
-        if (--st->pending > 0) {
-            return;
-        }
-        // Only a batch that is acknowledged counts its losses: one failed is
-        // sent again whole, and would count them twice.
-        const bool ok = st->error.empty();
-        const bool lost = !st->lost_error.empty();
-        if (ok) {
-            loss_.settle(st->lost_users, st->lost_members, st->lost_error, wall_ms());
-        }
-        const char *result = !ok ? "error" : lost ? "partial" : "ok";
-        metrics_.inc("leveed_presence_records_total", {{"result", result}}, st->records);
-        metrics_.inc("leveed_presence_batches_total", {{"result", result}});
-        send_ack(st->reply, st->request_id, ok, st->records, st->error);
-    };
+    st->pending += 2 * buckets.size() + upkeep.size() + room_calls;
     // The answer to a command carrying `users` users' presence or `members`
     // room members.
     auto answered_for = [st, finish_one](std::uint64_t users, std::uint64_t members) {

@@ -5,7 +5,9 @@
 // any answer was an error that may pass. An error that would not pass (a
 // script error, a key of the wrong type) does not fail the batch: what it
 // refused is counted as lost (see PresenceLoss), so that one poison batch
-// never blocks the ones behind it. A spool that cannot take a batch does not
+// never blocks the ones behind it. With spool_fsync always the ack also
+// waits for the spool's sync thread to say the batch is durable (the loop
+// serves other frames meanwhile). A spool that cannot take a batch does not
 // hold up the ack: only the database's copy is lost (see SpoolFeed).
 // Presence queries read the same keys. Standalone (no Redis), presence lives
 // in this process's memory.
@@ -80,8 +82,10 @@ class PresenceService {
   public:
     // Any may be null: no Redis is standalone mode, no spool and no mongo
     // means no database. `base` arms the deadline of offline lookups.
+    // `to_loop` brings the spool's word that a batch is durable back to the
+    // loop (see SpoolFeed).
     PresenceService(redis::ClusterClient *redis, Spool *spool, DocumentStore *mongo, event_base *base, Metrics &metrics,
-                    std::uint16_t buckets = kDefaultPresenceBuckets);
+                    std::uint16_t buckets = kDefaultPresenceBuckets, SpoolFeed::ToLoop to_loop = {});
     ~PresenceService();
 
     void handle(std::uint64_t request_id, const Levee__PresenceBatch &batch, Reply reply);

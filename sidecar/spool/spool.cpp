@@ -258,14 +258,32 @@ std::unique_ptr<Spool> Spool::open(const SpoolOptions &options, std::string &err
     if (!spool->recover(error)) {
         return nullptr;
     }
+    spool->sync_thread_ = std::thread([s = spool.get()] { s->sync_loop(); });
     return spool;
 }
 
 Spool::~Spool() {
+    if (sync_thread_.joinable()) {
+        {
+            std::lock_guard<std::mutex> lock(sync_mutex_);
+            sync_stop_ = true;
+        }
+        sync_cv_.notify_one();
+        sync_thread_.join(); // after the round asked for, if any
+    }
+    // Batches still unsynced are made durable here, but no one waits for them any more.
+    for (int fd : retired_) {
+        ::fsync(fd);
+        ::close(fd);
+    }
     if (fd_ >= 0) {
         ::fsync(fd_);
         ::close(fd_);
     }
+}
+
+int Spool::datasync(int fd) const {
+    return options_.datasync ? options_.datasync(fd) : ::fdatasync(fd);
 }
 
 bool Spool::recover(std::string &error) {
@@ -333,6 +351,8 @@ bool Spool::recover(std::string &error) {
     recovering_ = false;
     pending_records_ = pending;
     end_ = {last, last_end};
+    written_ = end_;
+    durable_ = end_;
     if (checkpoint_.segment == last && checkpoint_.offset > last_end) {
         checkpoint_.offset = last_end;
     }
@@ -354,9 +374,10 @@ bool Spool::open_segment(std::uint64_t segment, std::string &error) {
         error = errno_text("open " + path);
         return false;
     }
-    if (fd_ >= 0) {
-        ::fsync(fd_);
+    if (fd_ >= 0 && options_.fsync == SpoolFsync::kNever) {
         ::close(fd_);
+    } else if (fd_ >= 0) {
+        retired_.push_back(fd_); // its last bytes are synced by the next round, off this thread
     }
     fd_ = fd;
     dir_dirty_ = dir_dirty_ || !exists;
@@ -378,13 +399,13 @@ bool Spool::sync_dir(std::string &error) const {
 }
 
 void Spool::undo_write(std::string &error) {
-    if (::ftruncate(fd_, static_cast<off_t>(end_.offset)) != 0) {
+    if (::ftruncate(fd_, static_cast<off_t>(written_.offset)) != 0) {
         error += "; " + errno_text("ftruncate");
         roll_next_ = true;
     }
 }
 
-bool Spool::append(const std::vector<SpoolRecord> &records, std::string &error, SpoolRefusal *why) {
+bool Spool::append(const std::vector<SpoolRecord> &records, std::string &error, SpoolRefusal *why, SpoolSynced synced) {
     auto refuse = [why](SpoolRefusal r) {
         if (why != nullptr) {
             *why = r;
@@ -402,61 +423,160 @@ bool Spool::append(const std::vector<SpoolRecord> &records, std::string &error, 
         put_u32(buf, checksum(reinterpret_cast<const std::uint8_t *>(payload.data()), payload.size()));
         buf += payload;
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    const std::uint64_t max = max_bytes_.load();
-    if (max > 0 && pending_bytes_locked() + buf.size() > max) {
-        error = "spool full: " + std::to_string(pending_bytes_locked()) + " bytes not yet in the database, " +
-                std::to_string(max) + " at most";
-        return refuse(SpoolRefusal::kFull);
-    }
-    if (roll_next_ || (end_.offset > 0 && end_.offset + buf.size() > options_.segment_bytes)) {
-        const std::uint64_t next = end_.segment + 1;
-        if (!open_segment(next, error)) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const std::uint64_t max = max_bytes_.load();
+        if (max > 0 && pending_bytes_locked() + buf.size() > max) {
+            error = "spool full: " + std::to_string(pending_bytes_locked()) + " bytes not yet in the database, " +
+                    std::to_string(max) + " at most";
+            return refuse(SpoolRefusal::kFull);
+        }
+        if (roll_next_ || (written_.offset > 0 && written_.offset + buf.size() > options_.segment_bytes)) {
+            const std::uint64_t next = written_.segment + 1;
+            if (!open_segment(next, error)) {
+                return refuse(SpoolRefusal::kDisk);
+            }
+            segments_[next] = 0;
+            written_ = {next, 0};
+            roll_next_ = false;
+        }
+        if (!write_all(fd_, buf.data(), buf.size())) {
+            error = errno_text("write " + segment_path(written_.segment));
+            undo_write(error); // a part may be there: a torn tail
             return refuse(SpoolRefusal::kDisk);
         }
-        segments_[end_.segment] = end_.offset;
-        segments_[next] = 0;
-        end_ = {next, 0};
-        roll_next_ = false;
-    }
-    // The segment's directory entry is as much a part of the batch as its bytes.
-    if (options_.fsync == SpoolFsync::kAlways && dir_dirty_) {
-        if (!sync_dir(error)) {
-            return refuse(SpoolRefusal::kDisk);
+        written_.offset += buf.size();
+        segments_[written_.segment] = written_.offset;
+        if (options_.fsync != SpoolFsync::kAlways) {
+            end_ = written_;
+            pending_records_ += records.size();
+            return true;
         }
-        dir_dirty_ = false;
+        unsynced_.push_back({written_, records.size(), std::move(synced)});
     }
-    if (!write_all(fd_, buf.data(), buf.size())) {
-        error = errno_text("write " + segment_path(end_.segment));
-        undo_write(error); // a part may be there: a torn tail
-        return refuse(SpoolRefusal::kDisk);
-    }
-    if (options_.fsync == SpoolFsync::kAlways && ::fdatasync(fd_) != 0) {
-        error = errno_text("fdatasync " + segment_path(end_.segment));
-        // Refused, so gone: left there, the next batch would follow bytes no
-        // one counted, and the reader would stop at them.
-        undo_write(error);
-        return refuse(SpoolRefusal::kDisk);
-    }
-    end_.offset += buf.size();
-    segments_[end_.segment] = end_.offset;
-    pending_records_ += records.size();
+    sync_soon();
     return true;
 }
 
-bool Spool::sync(std::string &error) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (fd_ >= 0 && ::fdatasync(fd_) != 0) {
-        error = errno_text("fdatasync");
-        return false;
-    }
-    if (dir_dirty_ && options_.fsync != SpoolFsync::kNever) {
-        if (!sync_dir(error)) {
-            return false;
+void Spool::sync_soon(SpoolSynced done) {
+    {
+        std::lock_guard<std::mutex> lock(sync_mutex_);
+        sync_wanted_ = true;
+        if (done) {
+            sync_done_.push_back(std::move(done));
         }
+    }
+    sync_cv_.notify_one();
+}
+
+void Spool::sync_loop() {
+    std::unique_lock<std::mutex> lock(sync_mutex_);
+    for (;;) {
+        sync_cv_.wait(lock, [this] { return sync_wanted_ || sync_stop_; });
+        if (!sync_wanted_) {
+            return;
+        }
+        sync_wanted_ = false;
+        std::vector<SpoolSynced> done;
+        done.swap(sync_done_);
+        lock.unlock();
+        std::string error;
+        const bool ok = sync(error);
+        for (auto &fn : done) {
+            fn(ok, error);
+        }
+        lock.lock();
+    }
+}
+
+bool Spool::sync(std::string &error) {
+    std::lock_guard<std::mutex> round(round_mutex_);
+    int fd = -1;
+    SpoolPosition target;
+    std::vector<int> retired;
+    bool dir = false;
+    bool ok = true;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        // A copy of the descriptor: the loop may leave the segment meanwhile.
+        if (fd_ >= 0 && (fd = ::dup(fd_)) < 0) {
+            error = errno_text("dup");
+            ok = false; // a failed round: the batches waiting for it must hear so
+        }
+        target = written_;
+        retired.swap(retired_);
+        dir = dir_dirty_ && options_.fsync != SpoolFsync::kNever;
         dir_dirty_ = false;
     }
-    return true;
+    for (int r : retired) {
+        if (ok && datasync(r) != 0) {
+            error = errno_text("fdatasync");
+            ok = false;
+        }
+        ::close(r);
+    }
+    if (fd >= 0) {
+        if (ok && datasync(fd) != 0) {
+            error = errno_text("fdatasync " + segment_path(target.segment));
+            ok = false;
+        }
+        ::close(fd);
+    }
+    // The segment's directory entry is as much a part of its batches as their bytes.
+    if (ok && dir && !sync_dir(error)) {
+        ok = false;
+    }
+    std::vector<SpoolSynced> told;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (ok) {
+            durable_ = target;
+            if (options_.fsync == SpoolFsync::kAlways) {
+                end_ = target;
+                while (!unsynced_.empty() && !(target < unsynced_.front().end)) {
+                    pending_records_ += unsynced_.front().records;
+                    told.push_back(std::move(unsynced_.front().synced));
+                    unsynced_.pop_front();
+                }
+            }
+        } else {
+            dir_dirty_ = dir_dirty_ || dir;
+            if (options_.fsync == SpoolFsync::kAlways) {
+                told = cut_unsynced(error);
+            }
+        }
+    }
+    for (auto &fn : told) {
+        if (fn) {
+            fn(ok, error);
+        }
+    }
+    return ok;
+}
+
+std::vector<SpoolSynced> Spool::cut_unsynced(std::string &error) {
+    // Refused, so gone: left there, the next batch would follow bytes no one
+    // counted, and a restart would send MongoDB records counted as dropped.
+    // Segments begun since the last good round hold nothing else.
+    std::vector<SpoolSynced> told;
+    for (auto &u : unsynced_) {
+        told.push_back(std::move(u.synced));
+    }
+    unsynced_.clear();
+    while (segments_.rbegin()->first > durable_.segment) {
+        ::unlink(segment_path(segments_.rbegin()->first).c_str());
+        segments_.erase(std::prev(segments_.end()));
+    }
+    const bool cut = ::truncate(segment_path(durable_.segment).c_str(), static_cast<off_t>(durable_.offset)) == 0;
+    if (!cut) {
+        error += "; " + errno_text("truncate");
+    }
+    segments_[durable_.segment] = durable_.offset;
+    // Appending goes on in a fresh segment when fd_ is one just unlinked, or
+    // ends in bytes the truncate could not cut.
+    roll_next_ = roll_next_ || !cut || written_.segment != durable_.segment;
+    written_ = durable_;
+    return told;
 }
 
 void Spool::report(SpoolDamage::Kind kind, std::uint64_t segment, std::uint64_t offset, std::uint64_t bytes,

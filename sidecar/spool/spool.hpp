@@ -9,16 +9,24 @@
 // by a valid record is skipped and reported, wherever it is; an unreadable
 // tail of the last segment (a crash mid-write) is cut off when the spool is
 // opened; one of an older segment is skipped and reported.
+//
+// Every fdatasync/fsync of the segments runs on the spool's own sync thread,
+// never on the caller's (leveed's event loop): a slow disk delays the batches
+// waiting to be durable, not every other frame. One round syncs all that was
+// written before it began (group commit), however many batches that is.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,7 +43,14 @@ struct SpoolPosition {
     std::uint64_t offset = 0;
     bool operator==(const SpoolPosition &o) const { return segment == o.segment && offset == o.offset; }
     bool operator!=(const SpoolPosition &o) const { return !(*this == o); }
+    bool operator<(const SpoolPosition &o) const {
+        return segment < o.segment || (segment == o.segment && offset < o.offset);
+    }
 };
+
+// Told, on the sync thread, how a sync round went: `ok`, or the error of the
+// fdatasync/fsync that failed.
+using SpoolSynced = std::function<void(bool ok, const std::string &error)>;
 
 enum class SpoolFsync { kAlways, kInterval, kNever };
 
@@ -62,6 +77,8 @@ struct SpoolOptions {
     // Told once per damaged span per process, from the thread that found it
     // (open()'s, or the reader's).
     std::function<void(const SpoolDamage &)> on_damage;
+    // fdatasync(2) unless set: lets a test make a sync slow or fail.
+    std::function<int(int fd)> datasync;
 };
 
 // Why append() refused a batch.
@@ -82,13 +99,27 @@ class Spool {
     Spool(const Spool &) = delete;
     Spool &operator=(const Spool &) = delete;
 
-    // Appends the records with one write(2); with SpoolFsync::kAlways also
-    // fsyncs (and the directory, for a new segment) before returning. A
-    // refused batch leaves nothing behind. Loop thread only.
-    bool append(const std::vector<SpoolRecord> &records, std::string &error, SpoolRefusal *why = nullptr);
-    // fsync of the segment being written, and of the directory if a segment
-    // was created since (SpoolFsync::kInterval calls this on a timer).
+    // Appends the records with one write(2); a refused batch leaves nothing
+    // behind. Without SpoolFsync::kAlways the batch is readable (and
+    // counted) at once and `synced` is never called. With it, append() only
+    // writes and asks the sync thread for a round: the batch becomes readable
+    // and counted once a round has synced it (and the directory, for a new
+    // segment), then `synced(true, "")` runs on the sync thread; if that
+    // round fails, this batch and every one written after the last good round
+    // are cut, as if refused, and `synced(false, error)` says why. Loop
+    // thread only.
+    bool append(const std::vector<SpoolRecord> &records, std::string &error, SpoolRefusal *why = nullptr,
+                SpoolSynced synced = {});
+    // Never blocks: the sync thread syncs all written so far (the segment,
+    // segments left since the last round, the directory if a segment was
+    // created), then calls `done` on its thread. Asks made during a round
+    // are all served by the next one. SpoolFsync::kInterval calls this on a
+    // timer, a drain at the end.
+    void sync_soon(SpoolSynced done = {});
+    // One such round, on the calling thread: blocks on the disk. The sync
+    // thread's; tests call it to sync without waiting for that thread.
     bool sync(std::string &error);
+    bool syncs_each_batch() const { return options_.fsync == SpoolFsync::kAlways; }
     // A reload: the bound applies from the next append on.
     void set_max_bytes(std::uint64_t max_bytes) { max_bytes_ = max_bytes; }
 
@@ -114,8 +145,19 @@ class Spool {
         std::string tail_reason;
     };
 
+    // A batch written with SpoolFsync::kAlways and not yet synced.
+    struct Unsynced {
+        SpoolPosition end; // just past it
+        std::uint64_t records;
+        SpoolSynced synced;
+    };
+
     explicit Spool(SpoolOptions options) : options_(std::move(options)), max_bytes_(options_.max_bytes) {}
     bool recover(std::string &error);
+    int datasync(int fd) const;
+    void sync_loop();
+    // A round failed: every unsynced batch goes, as if refused. Returns their callbacks.
+    std::vector<SpoolSynced> cut_unsynced(std::string &error);
     bool open_segment(std::uint64_t segment, std::string &error);
     bool sync_dir(std::string &error) const;
     // Cuts a batch that was written but refused; when that fails, later
@@ -132,18 +174,32 @@ class Spool {
 
     SpoolOptions options_;
     std::atomic<std::uint64_t> max_bytes_;
-    mutable std::mutex mutex_; // guards segments_, checkpoint_, end_, reported_
-    // Segment -> bytes of it the reader may read (whole records, and damage
-    // already on disk at open); the last one's is end_.offset.
+    // Guards segments_, checkpoint_, end_, written_, durable_, unsynced_,
+    // retired_, fd_, roll_next_, dir_dirty_ and reported_.
+    mutable std::mutex mutex_;
+    // Segment -> bytes of it written as whole records (and damage already on
+    // disk at open). The reader stops at end_.
     std::map<std::uint64_t, std::uint64_t> segments_;
     SpoolPosition checkpoint_;
-    SpoolPosition end_;
+    SpoolPosition end_;     // what the reader may read: written_, or with kAlways durable_
+    SpoolPosition written_; // where the next batch goes
+    SpoolPosition durable_; // what the last good sync round covered
+    std::deque<Unsynced> unsynced_;
+    std::vector<int> retired_; // segments left behind, to be synced and closed by the next round
     mutable std::set<std::pair<std::uint64_t, std::uint64_t>> reported_; // damage told, by segment and offset
     bool recovering_ = false;
     int fd_ = -1;            // segment being appended to
     bool roll_next_ = false; // fd_'s end holds bytes of a refused batch: start a new segment
     bool dir_dirty_ = false; // a segment was created since the directory was last synced
     mutable std::atomic<std::uint64_t> pending_records_{0}; // the reader takes off what it finds damaged
+
+    std::mutex round_mutex_; // one sync round at a time
+    std::mutex sync_mutex_;  // guards the three below
+    std::condition_variable sync_cv_;
+    bool sync_wanted_ = false;
+    bool sync_stop_ = false;
+    std::vector<SpoolSynced> sync_done_;
+    std::thread sync_thread_;
 };
 
 } // namespace levee

@@ -105,6 +105,17 @@ def test_a_leveed_with_redis_is_not_standalone(make_leveed, redis_cluster, levee
     assert "standalone_mode" not in d.log()
 
 
+def test_seeds_given_by_name_are_resolved_and_one_that_fails_is_named(make_leveed, redis_cluster, levee_build):
+    # leveed resolves names itself (evdns: /etc/hosts, then resolv.conf) on
+    # its loop; hiredis gets the address. A name that cannot resolve is a
+    # failed connect, logged with the name, and the other seed still serves.
+    port = redis_cluster.ports[0]
+    d = make_leveed(redis_seeds=f"nowhere.invalid:{port},localhost:{port}", log_level="info")
+    d.wait_for_log(r"redis_cluster_ready seeds=nowhere\.invalid:\d+,localhost:\d+", timeout=20)
+    d.wait_for_log(r"redis_node_down node=nowhere\.invalid:\d+ reason=\"resolve nowhere\.invalid: ", timeout=20)
+    assert "standalone=no" in hello(levee_build, d)
+
+
 # ------------------------------------------------------------------ nginx side
 
 def test_standalone_leveed_makes_nginx_warn_once_per_global_zone(make_leveed, make_nginx):

@@ -125,6 +125,29 @@ def test_sigterm_drains_and_spool_survives(redis_cluster, make_mongo_db, make_le
     assert doc["room"] == "lobby"
 
 
+def test_spool_fsync_always_acknowledges_synced_batches_and_drains(redis_cluster, make_mongo_db, make_leveed,
+                                                                   levee_build, tmp_path):
+    # The syncs run on the spool's thread and each ack waits for its batch's:
+    # a stream still gets every batch acknowledged, every acknowledged record
+    # reaches both stores, and a drain waits for the last sync.
+    mongo = make_mongo_db()
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
+                         settings={"mongo_flush_ms": 200, "spool_fsync": "always"})
+    out = tmp_path / "acked.txt"
+    stream = start_stream(levee_build, leveed, 3, out)
+    stream_out, _ = stream.communicate(timeout=60)
+    assert stream.returncode == 0, stream_out
+    expected = acknowledged(out)
+    assert len(expected) == USERS
+    wait_until(lambda: metric(leveed, "leveed_spool_pending_records") == 0, timeout=120,
+               message="the spool to drain into MongoDB")
+    assert metric(leveed, 'leveed_spool_dropped_records_total{reason="disk"}') == 0
+    assert_database_holds(mongo, expected)
+    assert_redis_holds(redis_cluster, expected)
+    assert leveed.terminate() == 0
+    assert "drained" in leveed.log() and "spool_sync_failed" not in leveed.log()
+
+
 def test_indexes_are_created_with_a_ttl(redis_cluster, make_mongo_db, make_leveed):
     mongo = make_mongo_db()
     leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri,

@@ -60,15 +60,15 @@ const std::vector<SpoolRecord> kTwo = {{"alice", "", 1}, {"bob", "lobby", 2}};
 TEST_F(SpoolFeedTest, AFullSpoolIsSaidOncePerEpisodeAndCountedPerRecord) {
     Metrics metrics;
     SpoolFeed feed(spool_.get(), metrics);
-    EXPECT_TRUE(feed.append(kTwo));
+    EXPECT_TRUE(feed.append(kTwo, [] {}));
     spool_->set_max_bytes(1);
     for (int i = 0; i < 3; i++) {
-        EXPECT_FALSE(feed.append(kTwo));
+        EXPECT_FALSE(feed.append(kTwo, [] {}));
     }
     spool_->set_max_bytes(0);
-    EXPECT_TRUE(feed.append(kTwo));
+    EXPECT_TRUE(feed.append(kTwo, [] {}));
     spool_->set_max_bytes(1);
-    EXPECT_FALSE(feed.append(kTwo)); // a second episode
+    EXPECT_FALSE(feed.append(kTwo, [] {})); // a second episode
 
     EXPECT_EQ(metrics.value("leveed_spool_dropped_records_total", {{"reason", "full"}}), 8);
     EXPECT_EQ(metrics.value("leveed_spool_dropped_records_total", {{"reason", "disk"}}), 0);
@@ -82,7 +82,7 @@ TEST_F(SpoolFeedTest, AFullSpoolIsSaidOncePerEpisodeAndCountedPerRecord) {
 TEST_F(SpoolFeedTest, NoSpoolIsNothingToFeed) {
     Metrics metrics;
     SpoolFeed feed(nullptr, metrics);
-    EXPECT_FALSE(feed.append(kTwo));
+    EXPECT_FALSE(feed.append(kTwo, [] {}));
     EXPECT_EQ(metrics.value("leveed_spool_dropped_records_total", {{"reason", "full"}}), 0);
     EXPECT_EQ(log_text(), "");
 }
