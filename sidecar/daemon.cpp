@@ -157,12 +157,6 @@ bool Daemon::Parts::start() {
     }
     dispatcher->set_max_connection_in_flight(config.max_connection_in_flight);
     dispatcher->set_presence_buckets(config.presence_buckets);
-    server = std::make_unique<FrameServer>(base.get(), opts, *dispatcher, metrics);
-    dispatcher->attach(*server);
-    if (!server->listen(error)) {
-        log::error("startup_failed", {{"reason", error}});
-        return false;
-    }
     const std::string admin_path = config.admin_socket_path();
     if (!admin_path.empty()) {
         FrameServerOptions admin;
@@ -178,6 +172,13 @@ bool Daemon::Parts::start() {
             log::error("startup_failed", {{"reason", "admin socket: " + error}});
             return false;
         }
+    }
+    // Last: whoever waits for nginx's socket finds the admin socket ready.
+    server = std::make_unique<FrameServer>(base.get(), opts, *dispatcher, metrics);
+    dispatcher->attach(*server);
+    if (!server->listen(error)) {
+        log::error("startup_failed", {{"reason", error}});
+        return false;
     }
 
     if (!config.metrics_listen.empty()) {

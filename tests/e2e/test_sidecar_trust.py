@@ -29,16 +29,16 @@ import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
 s.connect(sys.argv[1])
-s.sendall(bytes.fromhex(sys.argv[2]))
 got = b""
 try:
+    s.sendall(bytes.fromhex(sys.argv[2]))
     while len(got) < 4 or len(got) < 4 + int.from_bytes(got[:4], "big"):
         chunk = s.recv(4096)
         if not chunk:
             break
         got += chunk
-except ConnectionResetError:
-    pass
+except (BrokenPipeError, ConnectionResetError):
+    pass  # closed by leveed before or while it read
 print(got.hex())
 """
 
@@ -50,7 +50,8 @@ def metric(leveed, name: str, labels: str = "") -> float:
 
 
 def hello_as_nobody(path: str) -> bytes:
-    r = subprocess.run(NOBODY + [sys.executable, "-c", SAY_HELLO, path, frames.hello().hex()],
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    r = subprocess.run(NOBODY + [python, "-c", SAY_HELLO, path, frames.hello().hex()],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     return bytes.fromhex(r.stdout.strip())
@@ -67,9 +68,13 @@ def test_a_peer_the_socket_does_not_allow_is_closed_at_once_while_nginx_works(ma
     leveed = make_leveed(metrics=True, settings={"socket_group": "nogroup", "allow_users": "root"})
     ngx = make_nginx("""
         levee_sidecar unix:$sock;
-        levee_limit_zone trust key=$arg_k rate=100r/s burst=9 scope=global sync=100ms size=1m;
-        server { listen 127.0.0.1:$port; location / { levee_limit trust nodelay; return 200 "ok\\n"; } }
-    """, workers=2, sock=leveed.socket_path)
+        levee_limit_zone trust key=$arg_k rate=1r/m burst=9 scope=global sync=100ms size=1m;
+        server { listen 127.0.0.1:$back; location / { return 200 "ok\\n"; } }
+        server {
+            listen 127.0.0.1:$port;
+            location / { levee_limit trust nodelay; proxy_pass http://127.0.0.1:$back; }
+        }
+    """, workers=2, ports=("port", "back"), sock=leveed.socket_path)
     wait_linked(leveed, ngx)
 
     assert hello_as_nobody(leveed.socket_path) == b"", "leveed served uid 65534"
@@ -85,7 +90,7 @@ def test_a_peer_the_socket_does_not_allow_is_closed_at_once_while_nginx_works(ma
     # allowed by a reload (allow_groups is live): the same client is served
     leveed.reload({"allow_groups": "nogroup"})
     reply = hello_as_nobody(leveed.socket_path)
-    assert reply[4:5] == bytes([frames.HELLO_REPLY << 3 | 2]), reply.hex()
+    assert frames.HELLO_REPLY in frames.decode(reply[4:]), reply.hex()
     assert metric(leveed, "leveed_peers_refused_total", '{socket="nginx"}') == 1
 
 
