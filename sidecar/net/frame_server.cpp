@@ -90,7 +90,7 @@ bool FrameServer::peer_allowed(int fd) {
                                {"gid", known ? std::to_string(peer.gid) : "-"},
                                {"allowed", options_.peers.describe()},
                                {"not_logged", refused_unlogged_},
-                               {"hint", options_.admin ? "the admin socket serves root only"
+                               {"hint", options_.admin ? "the admin socket serves root and leveed's user only"
                                                        : "allow the peer with allow_users or allow_groups"}});
     refused_logged_ms_ = now;
     refused_unlogged_ = 0;
