@@ -50,4 +50,7 @@ if [ ! -x "$venv/bin/secantusd-py" ] || [ "$installed" != "$SECANTUS_VERSION" ];
     $SUDO /usr/bin/python3 -m venv "$venv"
     $SUDO "$venv/bin/pip" install -q --disable-pip-version-check "secantusdb==$SECANTUS_VERSION"
 fi
+# promtool checks the metrics pages and alert rules; the server scrapes the
+# local stack in a test.
+LEVEE_TOOLS_DIR="$TOOLS_DIR" bash "$(dirname "$0")/install-prometheus.sh"
 echo "install-deps: ok (test database: $venv/bin/secantusd-py)"

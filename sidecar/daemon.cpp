@@ -14,6 +14,7 @@
 #include "config/config_diff.hpp"
 #include "document_store.hpp"
 #include "event_ptr.hpp"
+#include "levee_version.h"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "metrics_http.hpp"
@@ -181,9 +182,15 @@ bool Daemon::Parts::start() {
         return false;
     }
 
+    metrics.describe("leveed_build_info", "gauge", "Always 1; the labels say which leveed runs.");
+    metrics.set("leveed_build_info", {{"version", LEVEE_VERSION}}, 1);
     if (!config.metrics_listen.empty()) {
-        metrics_http = std::make_unique<MetricsHttp>(base.get(), metrics,
-                                                     [this]() -> std::string { return draining ? "draining" : ""; });
+        metrics_http = std::make_unique<MetricsHttp>(base.get(), metrics, [this]() -> std::string {
+            if (draining) {
+                return "draining";
+            }
+            return server->accept_failing() ? "not accepting connections: out of file descriptors" : "";
+        });
         if (!metrics_http->listen(config.metrics_listen, error)) {
             log::error("startup_failed", {{"reason", error}});
             return false;
@@ -259,6 +266,13 @@ bool Daemon::Parts::start_redis() {
     opts.user = config.redis_user;
     opts.password = config.redis_password;
     redis = std::make_unique<redis::ClusterClient>(base.get(), seeds, opts);
+    metrics.describe("leveed_redis_up", "gauge",
+                     "1 while the Redis Cluster answers: the slot map is known and commands get replies.");
+    metrics.describe_histogram("leveed_redis_command_duration_seconds",
+                               "From a command to its reply, redirects and retries included.",
+                               {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
+    redis->set_latency_observer(
+        [this](double seconds) { metrics.observe("leveed_redis_command_duration_seconds", {}, seconds); });
     // The client keeps cumulative counts; they are published as counters.
     for (const char *name : {"commands", "errors", "moved", "ask", "refused_full", "slot_refreshes", "retries",
                              "node_commands", "node_errors", "auth_failures"}) {
@@ -346,6 +360,7 @@ void Daemon::Parts::update_gauges() {
         metrics.set("leveed_redis_retries_total", {}, static_cast<double>(s.retries));
         metrics.set("leveed_redis_auth_failures_total", {}, static_cast<double>(s.auth_failures));
         metrics.set("leveed_redis_in_flight", {}, static_cast<double>(redis->in_flight()));
+        metrics.set("leveed_redis_up", {}, s.reachable ? 1 : 0);
         for (const auto &[node, counts] : s.per_node_commands_errors) {
             metrics.set("leveed_redis_node_commands_total", {{"node", node}}, static_cast<double>(counts.first));
             metrics.set("leveed_redis_node_errors_total", {{"node", node}}, static_cast<double>(counts.second));

@@ -47,6 +47,9 @@ struct GlobalPart {
 };
 constexpr size_t kGlobalPartSize = 20;
 
+// What a zone decided for a request, counted for levee_status.
+enum Outcome : uint32_t { kPassed, kDelayed, kRejected, kDryRun, kUnavailable, kOutcomes };
+
 struct TableHeader {
     uint32_t bucket_mask;
     uint32_t buckets; // offset of uint32_t[bucket_mask + 1]
@@ -58,7 +61,14 @@ struct TableHeader {
     uint64_t evictions; // entries dropped to make room while still in use
     uint64_t expired;   // idle entries reclaimed
     hash::Seed seed;    // chosen when the zone is made, kept while it lives
+    // Counted by every worker without the zone's lock (relaxed atomics).
+    uint64_t outcomes[kOutcomes];
+    uint64_t first_lease_waits; // requests that waited for a key's first lease
 };
+
+inline void count(uint64_t &counter) {
+    __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+}
 
 // The chain a key falls into depends on the zone's secret seed, so that no
 // one can pick keys that share a chain.

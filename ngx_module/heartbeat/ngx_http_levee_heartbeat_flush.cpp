@@ -8,6 +8,7 @@
  */
 
 #include "ngx_http_levee_heartbeat.h"
+#include "status/ngx_levee_status_block.h"
 #include "core/link/frame_bounds.hpp"
 #include "core/presence/batch_ledger.hpp"
 
@@ -83,6 +84,10 @@ ngx_http_levee_hb_send_batch(ngx_log_t *log)
     ngx_shmtx_unlock(&hmcf->shpool->mutex);
 
     b.n = n;
+
+    if (n > 0 && ngx_levee_status_block != NULL) {
+        levee::status::count_batch(*ngx_levee_status_block, n);
+    }
 
     if (n == 0) {
         ngx_free(b.recs);

@@ -84,6 +84,7 @@ typedef struct {
     unsigned                     committed:1;
     unsigned                     counted:1;    /* in the key's demand already */
     unsigned                     may_wait:1;   /* for a first lease */
+    unsigned                     dry_refused:1; /* refused, in dry run */
     ngx_str_t                    key;
 } ngx_http_levee_limit_result_t;
 
@@ -92,6 +93,7 @@ typedef struct {
     ngx_uint_t                   status;
     ngx_uint_t                   done;
     ngx_msec_t                   wait_start;  /* of the first decision */
+    ngx_uint_t                   waited;      /* counted as a first-lease wait */
     ngx_uint_t                   nresults;
     ngx_http_levee_limit_result_t *results;
     ngx_array_t                 *limits;

@@ -44,6 +44,9 @@ using levee::limit::Table;
 
 
 static ngx_int_t ngx_http_levee_limit_handler(ngx_http_request_t *r);
+static void ngx_http_levee_limit_count(ngx_http_levee_limit_t *limits,
+    ngx_http_levee_limit_loc_conf_t *llcf, ngx_http_levee_limit_ctx_t *ctx,
+    ngx_uint_t n);
 static void ngx_http_levee_limit_delay(ngx_http_request_t *r);
 static ngx_int_t ngx_http_levee_limit_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -362,6 +365,46 @@ ngx_http_levee_limit_log(ngx_http_request_t *r, ngx_http_levee_limit_loc_conf_t 
 }
 
 
+/*
+ * Counts, for levee_status, what each of the first n limits decided. Counted
+ * once the request is decided, not on a pass that ends waiting for a first
+ * lease: that pass is decided again.
+ */
+static void
+ngx_http_levee_limit_count(ngx_http_levee_limit_t *limits,
+    ngx_http_levee_limit_loc_conf_t *llcf, ngx_http_levee_limit_ctx_t *ctx,
+    ngx_uint_t n)
+{
+    ngx_uint_t                      i;
+    levee::limit::Outcome           outcome;
+    ngx_http_levee_limit_result_t  *res;
+
+    for (i = 0; i < n; i++) {
+        res = &ctx->results[i];
+
+        if (!res->applied) {
+            continue;
+        }
+
+        if (res->unavailable) {
+            outcome = levee::limit::kUnavailable;
+
+        } else if (res->dry_refused) {
+            outcome = levee::limit::kDryRun;
+
+        } else if (res->delay) {
+            outcome = (limits[i].dry_run || llcf->dry_run)
+                      ? levee::limit::kDryRun : levee::limit::kDelayed;
+
+        } else {
+            outcome = levee::limit::kPassed;
+        }
+
+        levee::limit::count(limits[i].zone->sh->outcomes[outcome]);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_levee_limit_handler(ngx_http_request_t *r)
 {
@@ -413,6 +456,7 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
         res->committed = 0;
         res->unavailable = 0;
         res->delay = 0;
+        res->dry_refused = 0;
         dry_run = limits[i].dry_run || llcf->dry_run;
         res->may_wait = !dry_run
                         && ngx_current_msec - ctx->wait_start
@@ -454,6 +498,7 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
 
             if (dry_run) {
                 dry_refused = 1;
+                res->dry_refused = 1;
                 continue;
             }
         }
@@ -462,6 +507,8 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
     }
 
     if (i == n) {
+        ngx_http_levee_limit_count(limits, llcf, ctx, n);
+
         ctx->status = unavailable ? NGX_HTTP_LEVEE_LIMIT_UNAVAILABLE
                       : delay ? NGX_HTTP_LEVEE_LIMIT_DELAYED
                       : dry_refused ? NGX_HTTP_LEVEE_LIMIT_REJECTED_DRY_RUN
@@ -509,6 +556,11 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
                        "levee_limit waiting for the first lease of \"%V\"",
                        &ctx->results[refused].key);
 
+        if (!ctx->waited) {
+            ctx->waited = 1;
+            levee::limit::count(limits[refused].zone->sh->first_lease_waits);
+        }
+
         if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -525,11 +577,15 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
         return NGX_AGAIN;
     }
 
+    ngx_http_levee_limit_count(limits, llcf, ctx, refused);
+
     if (rc == NGX_ABORT) {
+        levee::limit::count(limits[refused].zone->sh->outcomes[levee::limit::kUnavailable]);
         ctx->status = NGX_HTTP_LEVEE_LIMIT_UNAVAILABLE;
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
+    levee::limit::count(limits[refused].zone->sh->outcomes[levee::limit::kRejected]);
     ctx->status = NGX_HTTP_LEVEE_LIMIT_REJECTED;
 
     if (ngx_http_levee_limit_retry_after(r, ctx->results[refused].reset_us) != NGX_OK) {

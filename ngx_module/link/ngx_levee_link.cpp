@@ -4,6 +4,7 @@
  */
 
 #include "ngx_levee_link.h"
+#include "status/ngx_levee_status_block.h"
 #include "ngx_http_levee_module.h"
 
 #include "core/link/backoff.hpp"
@@ -50,6 +51,7 @@ static void ngx_levee_link_write_handler(ngx_event_t *ev);
 static ngx_int_t ngx_levee_link_flush(ngx_levee_link_t *link);
 static ngx_int_t ngx_levee_link_send_hello(ngx_levee_link_t *link);
 static ngx_int_t ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame);
+static void ngx_levee_link_count_frame(ngx_flag_t received);
 
 
 #define NGX_LEVEE_LINK_MAX_HANDLERS  16
@@ -221,10 +223,42 @@ ngx_levee_link_on_hello(ngx_levee_link_hello_pt handler, void *data)
 }
 
 
+/* for levee_status: frames sent (0) or received (1) by this worker */
+static void
+ngx_levee_link_count_frame(ngx_flag_t received)
+{
+    levee::status::LinkCounters  *c;
+
+    if (ngx_levee_status_block != NULL) {
+        c = &levee::status::link_slot(*ngx_levee_status_block, ngx_worker);
+        levee::status::add(received ? c->frames_received : c->frames_sent);
+    }
+}
+
+
 static void
 ngx_levee_link_notify(ngx_flag_t ready)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                    i;
+    levee::status::LinkCounters  *c;
+
+    if (ngx_levee_status_block != NULL) {
+        c = &levee::status::link_slot(*ngx_levee_status_block, ngx_worker);
+
+        if (ready) {
+            levee::status::store(c->pid, (uint64_t) ngx_pid);
+            levee::status::store(c->up, 1);
+            levee::status::add(c->connects);
+
+        } else if (levee::status::load(c->pid) == (uint64_t) ngx_pid) {
+            /* after a reload the slot may be a new worker's already */
+            levee::status::store(c->up, 0);
+        }
+
+        if (!ready && !(ngx_exiting || ngx_terminate || ngx_quit)) {
+            levee::status::add(c->losses);
+        }
+    }
 
     for (i = 0; i < ngx_levee_link_nstate_handlers; i++) {
         ngx_levee_link_state_handlers[i].handler(ready,
@@ -262,6 +296,8 @@ ngx_levee_link_send(Levee__Frame *frame, uint64_t *request_id)
      * write cannot close the link (and call the state handlers) under it.
      */
     ngx_post_event(link->peer.connection->write, &ngx_posted_events);
+
+    ngx_levee_link_count_frame(0);
 
     return NGX_OK;
 }
@@ -407,6 +443,8 @@ ngx_levee_link_send_hello(ngx_levee_link_t *link)
         return NGX_ERROR;
     }
 
+    ngx_levee_link_count_frame(0);
+
     return NGX_OK;
 }
 
@@ -540,6 +578,8 @@ ngx_levee_link_on_frame(ngx_levee_link_t *link, const Levee__Frame *frame)
 {
     Levee__HelloReply  *reply;
     ngx_uint_t          i;
+
+    ngx_levee_link_count_frame(1);
 
     switch (frame->body_case) {
 

@@ -21,6 +21,8 @@ typedef struct {
      * zone the peers live in shared memory, not where they were at
      * configuration time) */
     ngx_http_upstream_rr_peer_t      **peer;
+    /* levee_status's pick counter of peer 0; NGX_CONF_UNSET_UINT: none */
+    ngx_uint_t                         stat_base;
 } ngx_http_levee_sticky_table_t;
 
 

@@ -38,6 +38,7 @@ extern "C" {
 #include "core/sticky/sticky_chooser.hpp"
 #include "ngx_http_levee_module.h"
 #include "ngx_http_levee_sticky.h"
+#include "status/ngx_http_levee_status.h"
 
 
 using levee::sticky::Method;
@@ -62,6 +63,8 @@ static ngx_int_t ngx_http_levee_sticky_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static void ngx_http_levee_sticky_map_peers(
     ngx_http_levee_sticky_srv_conf_t *scf, ngx_http_upstream_rr_peers_t *peers);
+static void ngx_http_levee_sticky_count_pick(
+    ngx_http_levee_sticky_table_t *table, ngx_uint_t chosen);
 static ngx_int_t ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static char *ngx_http_levee_sticky_registry(ngx_conf_t *cf,
@@ -342,6 +345,7 @@ ngx_http_levee_sticky_build(ngx_conf_t *cf,
     ngx_http_upstream_rr_peer_t  *peer;
 
     table->number = peers->number;
+    table->stat_base = ngx_http_levee_status_add_servers(cf, peers->name, peers);
 
     table->peer = (ngx_http_upstream_rr_peer_t **)
         ngx_pcalloc(cf->pool, peers->number * sizeof(ngx_http_upstream_rr_peer_t *));
@@ -521,6 +525,7 @@ ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc, void *data)
         rc = ngx_http_upstream_get_round_robin_peer(pc, &sp->rrp);
 
         if (rc == NGX_OK) {
+            ngx_http_levee_sticky_count_pick(&scf->primary, 0);
             ngx_http_levee_sticky_record(sp, pc->name);
         }
 
@@ -633,9 +638,20 @@ ngx_http_levee_sticky_get_peer(ngx_peer_connection_t *pc, void *data)
     m = (uintptr_t) 1 << chosen % (8 * sizeof(uintptr_t));
     sp->rrp.tried[chosen / (8 * sizeof(uintptr_t))] |= m;
 
+    ngx_http_levee_sticky_count_pick(table, chosen);
     ngx_http_levee_sticky_record(sp, &peer->name);
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_levee_sticky_count_pick(ngx_http_levee_sticky_table_t *table,
+    ngx_uint_t chosen)
+{
+    if (table->stat_base != NGX_CONF_UNSET_UINT) {
+        ngx_http_levee_status_count_pick(table->stat_base + chosen);
+    }
 }
 
 

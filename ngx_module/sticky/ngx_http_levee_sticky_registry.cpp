@@ -21,6 +21,7 @@ extern "C" {
 #include "core/sticky/registry_report.hpp"
 #include "ngx_http_levee_module.h"
 #include "ngx_http_levee_sticky.h"
+#include "status/ngx_levee_status_block.h"
 #include "ngx_levee_link.h"
 
 
@@ -129,6 +130,15 @@ ngx_http_levee_sticky_postconf(ngx_conf_t *cf)
 
 
 /* On the request path: memory only, no I/O, no allocation. */
+static void
+ngx_http_levee_sticky_count_record(levee::status::RegistryResult result)
+{
+    if (ngx_levee_status_block != NULL) {
+        levee::status::add(ngx_levee_status_block->registry[result]);
+    }
+}
+
+
 void
 ngx_http_levee_sticky_record(ngx_http_levee_sticky_peer_data_t *sp,
     ngx_str_t *server)
@@ -142,6 +152,7 @@ ngx_http_levee_sticky_record(ngx_http_levee_sticky_peer_data_t *sp,
 
     if (sp->key.len > NGX_HTTP_LEVEE_REGISTRY_MAX_KEY) {
         ngx_http_levee_sticky_dropped++;
+        ngx_http_levee_sticky_count_record(levee::status::kRegistryOversized);
         return;
     }
 
@@ -150,6 +161,11 @@ ngx_http_levee_sticky_record(ngx_http_levee_sticky_peer_data_t *sp,
                                             server->len,
                                             (uint32_t) scf->registry_ttl,
                                             (int64_t) ngx_current_msec);
+
+    ngx_http_levee_sticky_count_record(
+        put == RegistryBuffer::Put::kAdded ? levee::status::kRegistryAdded
+        : put == RegistryBuffer::Put::kUpdated ? levee::status::kRegistryUpdated
+        : levee::status::kRegistryFull);
 
     if (ngx_http_levee_sticky_timer.timer_set
         && ngx_http_levee_sticky_schedule.flush_now(

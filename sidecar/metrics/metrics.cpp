@@ -1,5 +1,6 @@
 #include "metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -59,6 +60,87 @@ void Metrics::set(const std::string &name, const Labels &labels, double value) {
     f.series[key] = value;
 }
 
+void Metrics::describe_histogram(const std::string &name, const std::string &help, std::vector<double> upper_bounds) {
+    std::sort(upper_bounds.begin(), upper_bounds.end());
+    std::lock_guard<std::mutex> lock(mutex_);
+    Family &f = families_[name];
+    f.type = "histogram";
+    f.help = help;
+    f.upper_bounds = std::move(upper_bounds);
+}
+
+void Metrics::observe(const std::string &name, const Labels &labels, double value) {
+    const std::string key = render_labels(labels);
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto family = families_.find(name);
+    if (family == families_.end() || family->second.type != "histogram") {
+        return; // an undeclared histogram has no buckets to count in
+    }
+    Family &f = family->second;
+    Histogram &h = f.histograms[key];
+    h.counts.resize(f.upper_bounds.size());
+    const auto bound = std::lower_bound(f.upper_bounds.begin(), f.upper_bounds.end(), value);
+    if (bound != f.upper_bounds.end()) {
+        h.counts[static_cast<std::size_t>(bound - f.upper_bounds.begin())]++;
+    }
+    h.count++;
+    h.sum += value;
+}
+
+std::uint64_t Metrics::observations(const std::string &name, const Labels &labels) const {
+    const std::string key = render_labels(labels);
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto f = families_.find(name);
+    if (f == families_.end()) {
+        return 0;
+    }
+    const auto h = f->second.histograms.find(key);
+    return h == f->second.histograms.end() ? 0 : h->second.count;
+}
+
+namespace {
+
+void render_number(std::ostream &out, double v) {
+    if (std::isinf(v)) {
+        out << (v > 0 ? "+Inf" : "-Inf");
+    } else if (v == std::floor(v) && std::fabs(v) < 1e15) {
+        out << static_cast<long long>(v);
+    } else {
+        out << v;
+    }
+}
+
+// `{a="b"}` plus le="x" gives `{a="b",le="x"}`.
+std::string with_le(const std::string &labels, const std::string &le) {
+    const std::string pair = "le=\"" + le + "\"";
+    if (labels.empty()) {
+        return "{" + pair + "}";
+    }
+    return labels.substr(0, labels.size() - 1) + "," + pair + "}";
+}
+
+} // namespace
+
+void Metrics::render_histogram(std::ostream &out, const std::string &name, const Family &f) {
+    auto series = f.histograms;
+    if (series.empty()) {
+        series[""].counts.resize(f.upper_bounds.size()); // declared: all zero
+    }
+    for (const auto &[labels, h] : series) {
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < f.upper_bounds.size(); i++) {
+            cumulative += h.counts[i];
+            std::ostringstream le;
+            render_number(le, f.upper_bounds[i]);
+            out << name << "_bucket" << with_le(labels, le.str()) << ' ' << cumulative << '\n';
+        }
+        out << name << "_bucket" << with_le(labels, "+Inf") << ' ' << h.count << '\n';
+        out << name << "_sum" << labels << ' ';
+        render_number(out, h.sum);
+        out << '\n' << name << "_count" << labels << ' ' << h.count << '\n';
+    }
+}
+
 double Metrics::value(const std::string &name, const Labels &labels) const {
     const std::string key = render_labels(labels);
     std::lock_guard<std::mutex> lock(mutex_);
@@ -78,16 +160,16 @@ std::string Metrics::render() const {
             out << "# HELP " << name << ' ' << f.help << '\n';
         }
         out << "# TYPE " << name << ' ' << f.type << '\n';
+        if (f.type == "histogram") {
+            render_histogram(out, name, f);
+            continue;
+        }
         if (f.series.empty()) {
             out << name << " 0\n";
         }
         for (const auto &[labels, v] : f.series) {
             out << name << labels << ' ';
-            if (v == std::floor(v) && std::fabs(v) < 1e15) {
-                out << static_cast<long long>(v);
-            } else {
-                out << v;
-            }
+            render_number(out, v);
             out << '\n';
         }
     }

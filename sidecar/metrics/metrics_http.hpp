@@ -1,5 +1,6 @@
-// The loopback HTTP endpoint for Prometheus (/metrics) and health checks
-// (/health), served from leveed's own event loop.
+// The loopback HTTP endpoint for Prometheus (/metrics), liveness (/health)
+// and readiness (/ready), served from leveed's own event loop: an answer at
+// all proves the loop is turning.
 #pragma once
 
 #include <functional>
@@ -16,8 +17,12 @@ class Metrics;
 
 class MetricsHttp {
   public:
-    // `health` returns "" when healthy, else why not (served as 503).
-    MetricsHttp(event_base *base, Metrics &metrics, std::function<std::string()> health);
+    // `not_ready` returns "" when leveed can serve nginx, else why not
+    // (served as 503 on /ready). Redis, MongoDB and the spool are not reasons:
+    // leveed serves nginx through their faults (fail modes, the spool), and a
+    // load balancer taking the edge out for them would turn a degraded store
+    // into an outage. They are metrics with alerts.
+    MetricsHttp(event_base *base, Metrics &metrics, std::function<std::string()> not_ready);
     ~MetricsHttp();
     bool listen(const std::string &host_port, std::string &error);
 
@@ -25,7 +30,7 @@ class MetricsHttp {
     static void handle(evhttp_request *req, void *arg);
 
     Metrics &metrics_;
-    std::function<std::string()> health_;
+    std::function<std::string()> not_ready_;
     std::unique_ptr<evhttp, void (*)(evhttp *)> http_;
 };
 

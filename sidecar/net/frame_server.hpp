@@ -43,6 +43,8 @@ class FrameServer : public FrameSink {
     bool listen(std::string &error);
     // Stops accepting; open connections stay until they close.
     void stop_accepting();
+    // accept() is failing (out of descriptors): nginx workers cannot connect.
+    bool accept_failing() const { return accept_failing_; }
     // Closes every connection and removes the socket.
     void shutdown();
     std::size_t connection_count() const { return connections_.size(); }

@@ -348,6 +348,12 @@ void ClusterClient::complete(uint64_t id, const Reply &reply) {
     if (reply.is_error()) {
         ++stats_.errors;
     }
+    // The client's own errors say Redis did not answer; Redis's say it did.
+    stats_.reachable = !(reply.is_error() &&
+                         (reply.str.rfind("LEVEE_UNAVAILABLE", 0) == 0 || reply.str.rfind("LEVEE_TIMEOUT", 0) == 0));
+    if (latency_observer_) {
+        latency_observer_(static_cast<double>(now_ms() - c->started_ms) / 1000.0);
+    }
     if (c->cb) {
         c->cb(reply);
     }
@@ -484,6 +490,7 @@ void ClusterClient::handle_refresh_reply(NodeConnection &node, uint64_t generati
             refresh_failures_ = 0;
             refresh_last_failure_.clear();
             ++stats_.slot_refreshes;
+            stats_.reachable = true;
             apply_slot_map(std::move(map));
             if (on_ready_) {
                 auto ready = std::move(on_ready_);
@@ -506,6 +513,7 @@ void ClusterClient::refresh_failed(const std::string &error) {
     refresh_in_progress_ = false;
     ++refresh_failures_;
     refresh_last_failure_ = error;
+    stats_.reachable = false;
     log::warn("redis_slots_refresh_failed", {{"error", error}, {"failures", refresh_failures_}});
     if (on_ready_) {
         auto ready = std::move(on_ready_);

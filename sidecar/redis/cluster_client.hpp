@@ -69,6 +69,9 @@ struct ClusterStats {
     uint64_t connection_errors = 0; // connections lost otherwise
     uint64_t wait_short = 0;        // replies reported although WAIT saw fewer replicas
     uint64_t auth_failures = 0;     // connections whose AUTH a node refused
+    // The last command completed with a reply from Redis (even an error
+    // reply), not with the client giving up: the cluster is reachable.
+    bool reachable = false;
     // "host:port" -> (commands sent to the node, failed attempts and error replies there)
     std::map<std::string, std::pair<uint64_t, uint64_t>> per_node_commands_errors;
 };
@@ -115,6 +118,9 @@ class ClusterClient : private NodeConnection::Handler {
 
     std::vector<MasterInfo> masters() const;
     const ClusterStats &stats() const { return stats_; }
+    // Called with each command's seconds from command() to its reply,
+    // redirects and retries included.
+    void set_latency_observer(std::function<void(double seconds)> observer) { latency_observer_ = std::move(observer); }
     std::size_t in_flight() const { return commands_.size(); }
 
     // A reload: every node, and those found later, WAIT this way for the
@@ -167,6 +173,7 @@ class ClusterClient : private NodeConnection::Handler {
     std::vector<HostPort> seeds_;
     ClusterOptions opts_;
     ClusterStats stats_;
+    std::function<void(double)> latency_observer_;
     bool shutting_down_ = false;
 
     std::map<std::string, std::unique_ptr<NodeConnection>> nodes_; // by "host:port"

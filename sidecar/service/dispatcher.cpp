@@ -1,6 +1,7 @@
 #include "dispatcher.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -71,6 +72,9 @@ Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &p
     metrics_.describe("leveed_frames_out_total", "counter", "Frames sent, by message type.");
     metrics_.describe("leveed_replies_dropped_total", "counter", "Replies whose connection closed first.");
     metrics_.describe("leveed_hello_total", "counter", "Hellos by result (accepted, refused).");
+    metrics_.describe_histogram("leveed_frame_duration_seconds",
+                                "From a request frame's arrival to its reply, by reply type.",
+                                {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5});
     metrics_.describe("leveed_requests_refused_total", "counter",
                       "Requests answered with an error unstarted, by reason (connection_in_flight; admin_only: a "
                       "probe on nginx's socket; undeclared_registry: a registry batch whose TTL the hello did not "
@@ -86,7 +90,10 @@ void Dispatcher::send(FrameConnection &conn, const Levee__Frame &frame) {
 Reply Dispatcher::replier(const FrameConnection &conn, std::uint64_t cost) {
     const std::uint64_t id = conn.id();
     const bool admin = conn.admin;
-    return [this, id, admin, cost](const Levee__Frame &frame) {
+    const auto received = std::chrono::steady_clock::now();
+    return [this, id, admin, cost, received](const Levee__Frame &frame) {
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - received;
+        metrics_.observe("leveed_frame_duration_seconds", {{"type", frame_type_name(frame.body_case)}}, took.count());
         FrameServer *server = admin ? admin_server_ : server_;
         FrameConnection *c = server ? server->find(id) : nullptr;
         if (c == nullptr) {

@@ -40,7 +40,22 @@ def test_metrics_cover_frames_redis_and_refusals(redis_cluster, make_leveed, lev
                    "leveed_redis_errors_total", "leveed_connections_closed_total", "leveed_up"):
         assert f"# TYPE {family} " in text, family
     assert get(leveed, "/health") == (200, "ok\n")
+    assert get(leveed, "/ready") == (200, "ready\n")
+    assert re.search(r'^leveed_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$', text, re.M), text
     assert get(leveed, "/nope")[0] == 404
+    assert get(leveed, "/readyz")[0] == 404
+    assert re.search(r'^leveed_redis_up 1$', text, re.M), text
+    assert re.search(r'^leveed_redis_command_duration_seconds_count [1-9]', text, re.M), text
+    assert re.search(r'^leveed_frame_duration_seconds_count\{type="presence_ack"\} 3$', text, re.M), text
+
+
+def test_ready_while_redis_is_away(make_leveed):
+    """A store fault is a metric with an alert, not a reason to take the edge
+    out of a load balancer: leveed still serves nginx (fail modes, spool)."""
+    leveed = make_leveed(redis_seeds=["127.0.0.1:1"], metrics=True)
+    assert get(leveed, "/health") == (200, "ok\n")
+    assert get(leveed, "/ready") == (200, "ready\n")
+    assert re.search(r'^leveed_redis_up 0$', get(leveed, "/metrics")[1], re.M)
 
 
 def test_sighup_reopens_the_log_file(make_leveed, levee_build):

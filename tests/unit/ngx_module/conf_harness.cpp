@@ -17,6 +17,7 @@ ngx_module_t  *levee_modules[] = {
     &ngx_http_levee_sticky_module,
     &ngx_http_levee_limit_module,
     &ngx_http_levee_heartbeat_module,
+    &ngx_http_levee_status_module,
     NULL
 };
 

@@ -27,6 +27,7 @@ extern "C" ngx_module_t  ngx_http_levee_module;
 extern "C" ngx_module_t  ngx_http_levee_sticky_module;
 extern "C" ngx_module_t  ngx_http_levee_limit_module;
 extern "C" ngx_module_t  ngx_http_levee_heartbeat_module;
+extern "C" ngx_module_t  ngx_http_levee_status_module;
 
 /*
  * An http block with the configurations of ngx_http_core_module,

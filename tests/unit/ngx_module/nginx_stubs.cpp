@@ -30,6 +30,7 @@ ngx_uint_t                          ngx_pagesize = 4096;
 ngx_rbtree_t                        ngx_event_timer_rbtree;
 ngx_queue_t                         ngx_posted_events;
 ngx_http_output_header_filter_pt    ngx_http_top_header_filter;
+ngx_module_t                        ngx_core_module;
 ngx_module_t                        ngx_http_module;
 ngx_module_t                        ngx_http_core_module;
 ngx_module_t                        ngx_http_upstream_module;

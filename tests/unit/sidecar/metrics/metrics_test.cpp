@@ -30,4 +30,40 @@ TEST(Metrics, EscapesLabelValues) {
     EXPECT_NE(m.render().find("x_total{node=\"a\\\"b\\\\c\"} 1"), std::string::npos) << m.render();
 }
 
+TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
+    levee::Metrics m;
+    m.describe_histogram("leveed_redis_command_duration_seconds", "Redis latency.", {0.01, 0.001, 0.1});
+    const levee::Labels labels{{"command", "EVALSHA"}};
+    for (double v : {0.0005, 0.001, 0.05, 3.0}) {
+        m.observe("leveed_redis_command_duration_seconds", labels, v);
+    }
+    const std::string text = m.render();
+    const std::string series = "leveed_redis_command_duration_seconds_bucket{command=\"EVALSHA\",le=";
+    EXPECT_NE(text.find("# TYPE leveed_redis_command_duration_seconds histogram\n"), std::string::npos) << text;
+    // 0.001 falls in le="0.001": the upper bound is inclusive.
+    EXPECT_NE(text.find(series + "\"0.001\"} 2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find(series + "\"0.01\"} 2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find(series + "\"0.1\"} 3\n"), std::string::npos) << text;
+    EXPECT_NE(text.find(series + "\"+Inf\"} 4\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("leveed_redis_command_duration_seconds_count{command=\"EVALSHA\"} 4\n"), std::string::npos);
+    EXPECT_NE(text.find("leveed_redis_command_duration_seconds_sum{command=\"EVALSHA\"} 3.0515\n"), std::string::npos)
+        << text;
+    EXPECT_EQ(m.observations("leveed_redis_command_duration_seconds", labels), 4u);
+}
+
+TEST(Metrics, DeclaredHistogramShowsZeroBuckets) {
+    levee::Metrics m;
+    m.describe_histogram("leveed_frame_duration_seconds", "Frame handling.", {0.001});
+    const std::string text = m.render();
+    EXPECT_NE(text.find("leveed_frame_duration_seconds_bucket{le=\"0.001\"} 0\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("leveed_frame_duration_seconds_bucket{le=\"+Inf\"} 0\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("leveed_frame_duration_seconds_count 0\n"), std::string::npos) << text;
+}
+
+TEST(Metrics, UndeclaredHistogramIsIgnored) {
+    levee::Metrics m;
+    m.observe("nothing_seconds", {}, 1);
+    EXPECT_EQ(m.render(), "");
+}
+
 } // namespace
