@@ -120,7 +120,7 @@ def main() -> int:
         time.sleep(0.6)
         status, _, body = nginx.get("/presence?room=lobby")
         show("presence", status == 200 and b"alice" in body, f"GET /presence?room=lobby -> {body.decode().strip()}")
-        probe = subprocess.run([leveectl, "--socket", leveed.socket_path, "probe", "demo-key", "hello"],
+        probe = subprocess.run([leveectl, "--admin-socket", leveed.admin_socket_path, "probe", "demo-key", "hello"],
                                capture_output=True, text=True, timeout=30)
         show("stores", probe.returncode == 0, "leveectl probe: Redis Cluster + database, through leveed")
         print(probe.stdout, end="", flush=True)
@@ -134,7 +134,7 @@ Levee is running:
   curl -i '{url}/heartbeat?user=alice&room=lobby'         # 204 at the edge
   curl '{url}/presence?user=alice'  '{url}/presence?room=lobby'
   curl http://127.0.0.1:{leveed.metrics_port}/metrics
-  {leveectl} --socket {leveed.socket_path} probe KEY VALUE
+  {leveectl} --admin-socket {leveed.admin_socket_path} probe KEY VALUE
   redis-cli -c -p {redis.seeds[0].split(':')[1]} GET '{registry_key("alice")}'   # where alice's socket lives
 logs: {proc.run_dir()}
 """, flush=True)

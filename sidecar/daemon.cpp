@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <event2/event.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include "cluster_client.hpp"
@@ -32,6 +33,9 @@
 namespace levee {
 namespace {
 
+// Operators with leveectl, not a fleet of workers.
+constexpr std::uint32_t kAdminMaxConnections = 16;
+
 ConnectionLimits connection_limits(const Config &c) {
     ConnectionLimits l;
     l.max_frame_bytes = c.max_frame_bytes;
@@ -39,6 +43,27 @@ ConnectionLimits connection_limits(const Config &c) {
     l.frame_timeout_ms = c.frame_timeout_ms;
     l.max_output_bytes = c.max_output_bytes;
     return l;
+}
+
+// Whom nginx's socket serves (see Config::allow_users); false with `error`
+// when a name no longer resolves.
+bool nginx_peers(const Config &c, PeerPolicy &out, std::string &error) {
+    std::vector<uid_t> users;
+    std::vector<gid_t> groups;
+    if (!resolve_users(c.allow_users, users, error) || !resolve_groups(c.allow_groups, groups, error)) {
+        return false;
+    }
+    gid_t socket_gid = ::getegid();
+    if (!c.socket_group.empty()) {
+        const group *gr = ::getgrnam(c.socket_group.c_str());
+        if (gr == nullptr) {
+            error = "socket_group \"" + c.socket_group + "\": no such group";
+            return false;
+        }
+        socket_gid = gr->gr_gid;
+    }
+    out = nginx_socket_policy(users, groups, socket_gid);
+    return true;
 }
 
 } // namespace
@@ -60,6 +85,7 @@ struct Daemon::Parts {
     std::unique_ptr<RegistryService> registry;
     std::unique_ptr<Dispatcher> dispatcher;
     std::unique_ptr<FrameServer> server;
+    std::unique_ptr<FrameServer> admin_server; // null: admin_socket off
     std::unique_ptr<MetricsHttp> metrics_http;
     std::vector<EventPtr> signals;
     EventPtr drain_deadline;
@@ -130,11 +156,32 @@ bool Daemon::Parts::start() {
     opts.socket_group = config.socket_group;
     opts.max_connections = config.max_connections;
     opts.limits = connection_limits(config);
+    std::string error;
+    if (!nginx_peers(config, opts.peers, error)) {
+        log::error("startup_failed", {{"reason", error}});
+        return false;
+    }
     dispatcher->set_max_connection_in_flight(config.max_connection_in_flight);
     dispatcher->set_presence_buckets(config.presence_buckets);
+    const std::string admin_path = config.admin_socket_path();
+    if (!admin_path.empty()) {
+        FrameServerOptions admin;
+        admin.socket_path = admin_path;
+        admin.socket_mode = 0600;
+        admin.max_connections = kAdminMaxConnections;
+        admin.limits = opts.limits;
+        admin.peers = admin_socket_policy();
+        admin.admin = true;
+        admin_server = std::make_unique<FrameServer>(base.get(), admin, *dispatcher, metrics);
+        dispatcher->attach_admin(*admin_server);
+        if (!admin_server->listen(error)) {
+            log::error("startup_failed", {{"reason", "admin socket: " + error}});
+            return false;
+        }
+    }
+    // Last: whoever waits for nginx's socket finds the admin socket ready.
     server = std::make_unique<FrameServer>(base.get(), opts, *dispatcher, metrics);
     dispatcher->attach(*server);
-    std::string error;
     if (!server->listen(error)) {
         log::error("startup_failed", {{"reason", error}});
         return false;
@@ -182,6 +229,8 @@ bool Daemon::Parts::start() {
                                    : config.redis_user.empty()   ? "password"
                                                                  : "user " + config.redis_user;
     log::info("started", {{"socket", config.socket_path},
+                          {"admin_socket", admin_path.empty() ? "-" : admin_path},
+                          {"peers", opts.peers.describe()},
                           {"redis", config.redis_seeds.empty() ? "-" : config.redis_seeds},
                           {"redis_auth", redis_auth},
                           {"mongo", config.mongo_uri.empty() ? "-" : redact_mongo_uri(config.mongo_uri)},
@@ -400,6 +449,16 @@ void Daemon::Parts::apply_live(const Config &before) {
     log::set_level(config.log_level);
     server->set_max_connections(config.max_connections);
     server->set_limits(connection_limits(config));
+    if (admin_server) {
+        admin_server->set_limits(connection_limits(config));
+    }
+    PeerPolicy peers;
+    std::string error;
+    if (nginx_peers(config, peers, error)) {
+        server->set_peers(peers);
+    } else {
+        log::error("config_reload_peers_kept", {{"error", error}});
+    }
     dispatcher->set_max_connection_in_flight(config.max_connection_in_flight);
     if (config.max_connections > before.max_connections) {
         check_fd_limit();
@@ -430,6 +489,9 @@ void Daemon::Parts::begin_drain(const char *why) {
     draining = true;
     log::info("draining", {{"signal", why}});
     server->stop_accepting();
+    if (admin_server) {
+        admin_server->stop_accepting();
+    }
 
     drain_deadline = start_timer(base.get(), static_cast<int>(config.drain_timeout_ms), on_drain_deadline, this);
 
@@ -483,6 +545,9 @@ int Daemon::run() {
     }
     event_base_dispatch(p.base.get());
     p.server->shutdown();
+    if (p.admin_server) {
+        p.admin_server->shutdown();
+    }
     log::info("stopped", {{"exit_code", p.exit_code}});
     return p.exit_code;
 }

@@ -1,6 +1,7 @@
 // leveectl: talks to a running leveed over its socket, as an nginx worker
-// would. For operators checking a deployment, and for the tests. Load
-// generators live apart, in tests/bench/leveed_load.cpp.
+// would, and over its admin socket for administrative frames (probe). For
+// operators checking a deployment, and for the tests. Load generators live
+// apart, in tests/bench/leveed_load.cpp.
 
 #include <cstdint>
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "ctl/client.hpp"
 #include "ctl/presence_batch.hpp"
+#include "net/admin_socket.hpp"
 
 namespace {
 
@@ -17,10 +19,14 @@ using levee::ctl::Client;
 
 constexpr const char *kProgram = "leveectl";
 
-constexpr const char *kUsage = "usage: leveectl --socket PATH [--protocol-version N] COMMAND\n"
-                               "  hello              say hello and print leveed's answer\n"
+constexpr const char *kUsage = "usage: leveectl [--socket PATH] [--admin-socket PATH] [--protocol-version N] COMMAND\n"
+                               "  --socket PATH        nginx's socket (default /run/levee/leveed.sock)\n"
+                               "  --admin-socket PATH  leveed's admin socket, root only (default: beside --socket,\n"
+                               "                       \"-admin\" added to its name)\n"
+                               "  hello              say hello on nginx's socket and print leveed's answer\n"
                                "  probe KEY VALUE    write KEY into Redis and a document into the database,\n"
-                               "                     read both back through leveed, print what came back\n"
+                               "                     read both back through leveed (admin socket), print\n"
+                               "                     what came back\n"
                                "  beat USER [ROOM] [--at MS] [--ttl MS]\n"
                                "                     send one presence record (last_seen = MS since the epoch,\n"
                                "                     default now; ttl default 180000) and wait for the ack\n"
@@ -72,7 +78,8 @@ int beat(Client &client, const std::string &user, const std::string &room, std::
 } // namespace
 
 int main(int argc, char **argv) {
-    std::string socket_path;
+    std::string socket_path = "/run/levee/leveed.sock";
+    std::string admin_socket_path;
     std::uint32_t version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
     std::vector<std::string> args;
     std::int64_t at = 0, ttl = 0;
@@ -80,6 +87,8 @@ int main(int argc, char **argv) {
         const std::string a = argv[i];
         if (a == "--socket" && i + 1 < argc) {
             socket_path = argv[++i];
+        } else if (a == "--admin-socket" && i + 1 < argc) {
+            admin_socket_path = argv[++i];
         } else if (a == "--at" && i + 1 < argc) {
             at = std::strtoll(argv[++i], nullptr, 10);
         } else if (a == "--ttl" && i + 1 < argc) {
@@ -97,8 +106,12 @@ int main(int argc, char **argv) {
         std::fputs(kUsage, stderr);
         return 2;
     }
+    if (admin_socket_path.empty()) {
+        admin_socket_path = levee::default_admin_socket(socket_path);
+    }
+    const bool administrative = args[0] == "probe";
     Client client;
-    if (!client.connect(socket_path)) {
+    if (!client.connect(administrative ? admin_socket_path : socket_path)) {
         std::fprintf(stderr, "leveectl: %s\n", client.error().c_str());
         return 3;
     }

@@ -32,6 +32,11 @@ static ngx_uint_t         ngx_http_levee_limit_late;
 static ngx_msec_t         ngx_http_levee_limit_late_logged;
 static ngx_http_levee_limit_main_conf_t  *ngx_http_levee_limit_mcf;
 
+/* the global zones as every hello declares them: leveed grants leases for
+ * these buckets only */
+static Levee__LimitZone  **ngx_http_levee_limit_declared;
+static size_t              ngx_http_levee_limit_ndeclared;
+
 
 /* True while this worker's link to leveed is ready. */
 ngx_flag_t
@@ -374,6 +379,53 @@ ngx_http_levee_limit_on_state(ngx_flag_t ready, void *data)
 }
 
 
+static void
+ngx_http_levee_limit_on_hello(Levee__Hello *hello, void *data)
+{
+    hello->n_limit_zones = ngx_http_levee_limit_ndeclared;
+    hello->limit_zones = ngx_http_levee_limit_declared;
+}
+
+
+/* One declaration per global zone, as sync_zone() fills its lease entries. */
+static ngx_int_t
+ngx_http_levee_limit_declare(ngx_cycle_t *cycle, ngx_http_levee_limit_main_conf_t *lmcf)
+{
+    ngx_uint_t                     i, n;
+    Levee__LimitZone              *decl;
+    ngx_http_levee_limit_zone_t  **zones;
+
+    zones = (ngx_http_levee_limit_zone_t **) lmcf->zones.elts;
+
+    decl = (Levee__LimitZone *) ngx_pcalloc(cycle->pool,
+                                            lmcf->zones.nelts * sizeof(Levee__LimitZone));
+    ngx_http_levee_limit_declared = (Levee__LimitZone **)
+        ngx_pcalloc(cycle->pool, lmcf->zones.nelts * sizeof(Levee__LimitZone *));
+    if (decl == NULL || ngx_http_levee_limit_declared == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (!zones[i]->global) {
+            continue;
+        }
+
+        levee__limit_zone__init(&decl[n]);
+        decl[n].name = (char *) zones[i]->name.data;
+        decl[n].period_us = zones[i]->gcra.period_us;
+        decl[n].capacity = (uint32_t) zones[i]->gcra.capacity();
+        ngx_http_levee_limit_declared[n] = &decl[n];
+        n++;
+    }
+
+    ngx_http_levee_limit_ndeclared = n;
+
+    return ngx_levee_link_on_hello(ngx_http_levee_limit_on_hello, NULL);
+}
+
+
 ngx_int_t
 ngx_http_levee_limit_init_process(ngx_cycle_t *cycle)
 {
@@ -400,7 +452,8 @@ ngx_http_levee_limit_init_process(ngx_cycle_t *cycle)
     }
 
     if (global) {
-        if (ngx_levee_link_on_frame(LEVEE__FRAME__BODY_LIMIT_LEASE_REPLY,
+        if (ngx_http_levee_limit_declare(cycle, lmcf) != NGX_OK
+            || ngx_levee_link_on_frame(LEVEE__FRAME__BODY_LIMIT_LEASE_REPLY,
                                     ngx_http_levee_limit_on_reply, NULL) != NGX_OK
             || ngx_levee_link_on_state(ngx_http_levee_limit_on_state, NULL) != NGX_OK)
         {

@@ -67,10 +67,17 @@ typedef struct {
     void                      *data;
 } ngx_levee_link_state_handler_t;
 
+typedef struct {
+    ngx_levee_link_hello_pt    handler;
+    void                      *data;
+} ngx_levee_link_hello_handler_t;
+
 static ngx_levee_link_frame_handler_t  ngx_levee_link_frame_handlers[NGX_LEVEE_LINK_MAX_HANDLERS];
 static ngx_uint_t                      ngx_levee_link_nframe_handlers;
 static ngx_levee_link_state_handler_t  ngx_levee_link_state_handlers[NGX_LEVEE_LINK_MAX_HANDLERS];
 static ngx_uint_t                      ngx_levee_link_nstate_handlers;
+static ngx_levee_link_hello_handler_t  ngx_levee_link_hello_handlers[NGX_LEVEE_LINK_MAX_HANDLERS];
+static ngx_uint_t                      ngx_levee_link_nhello_handlers;
 
 
 /* One link per worker process. */
@@ -116,7 +123,12 @@ ngx_levee_link_start(ngx_cycle_t *cycle, const char *socket_path)
     link->hello_timer.log = cycle->log;
     link->hello_timer.cancelable = 1;
 
-    ngx_levee_link_connect(&link->reconnect);
+    /*
+     * Connected from the event loop, once every module's init_process ran:
+     * the capabilities' hello handlers are registered there, after this.
+     * (A posted event would wait for the loop's first event or timer.)
+     */
+    ngx_add_timer(&link->reconnect, 1);
 
     return NGX_OK;
 }
@@ -187,6 +199,23 @@ ngx_levee_link_on_state(ngx_levee_link_state_pt handler, void *data)
     }
 
     h = &ngx_levee_link_state_handlers[ngx_levee_link_nstate_handlers++];
+    h->handler = handler;
+    h->data = data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_levee_link_on_hello(ngx_levee_link_hello_pt handler, void *data)
+{
+    ngx_levee_link_hello_handler_t  *h;
+
+    if (ngx_levee_link_nhello_handlers == NGX_LEVEE_LINK_MAX_HANDLERS) {
+        return NGX_ERROR;
+    }
+
+    h = &ngx_levee_link_hello_handlers[ngx_levee_link_nhello_handlers++];
     h->handler = handler;
     h->data = data;
 
@@ -392,6 +421,7 @@ ngx_levee_link_close(ngx_levee_link_t *link, ngx_uint_t reconnect)
 static ngx_int_t
 ngx_levee_link_send_hello(ngx_levee_link_t *link)
 {
+    ngx_uint_t    i;
     Levee__Frame  frame = LEVEE__FRAME__INIT;
     Levee__Hello  hello = LEVEE__HELLO__INIT;
 
@@ -399,6 +429,11 @@ ngx_levee_link_send_hello(ngx_levee_link_t *link)
     hello.client = (char *) "ngx_http_levee_module/" NGX_HTTP_LEVEE_VERSION;
     hello.pid = (uint32_t) ngx_pid;
     hello.worker = (uint32_t) ngx_worker;
+
+    for (i = 0; i < ngx_levee_link_nhello_handlers; i++) {
+        ngx_levee_link_hello_handlers[i].handler(&hello,
+                                                 ngx_levee_link_hello_handlers[i].data);
+    }
 
     frame.request_id = ++link->next_request_id;
     frame.body_case = LEVEE__FRAME__BODY_HELLO;

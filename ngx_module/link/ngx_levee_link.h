@@ -24,6 +24,13 @@ typedef void (*ngx_levee_link_frame_pt)(const Levee__Frame *frame, void *data);
 /* Called when the link becomes ready (hello accepted) or is lost. */
 typedef void (*ngx_levee_link_state_pt)(ngx_flag_t ready, void *data);
 
+/*
+ * Called for every hello: adds what a capability declares (its global limit
+ * zones, its registries), which is all leveed then lets the connection ask.
+ * What it points the hello at must outlive the worker's link.
+ */
+typedef void (*ngx_levee_link_hello_pt)(Levee__Hello *hello, void *data);
+
 ngx_int_t ngx_levee_link_start(ngx_cycle_t *cycle, const char *socket_path);
 void ngx_levee_link_stop(void);
 
@@ -42,6 +49,7 @@ ngx_flag_t ngx_levee_link_standalone(void);
 ngx_int_t ngx_levee_link_on_frame(Levee__Frame__BodyCase body,
     ngx_levee_link_frame_pt handler, void *data);
 ngx_int_t ngx_levee_link_on_state(ngx_levee_link_state_pt handler, void *data);
+ngx_int_t ngx_levee_link_on_hello(ngx_levee_link_hello_pt handler, void *data);
 
 /*
  * Queues a frame for leveed, giving it the next request id (returned in

@@ -59,6 +59,10 @@ static void ngx_http_levee_sticky_on_ack(const Levee__Frame *frame,
 
 /* Worker-local state of the connection registry. */
 static RegistryBuffer    *ngx_http_levee_sticky_buffer;
+/* the TTLs of the registries, as every hello declares them: leveed writes
+ * batches of these TTLs only */
+static uint32_t          *ngx_http_levee_sticky_ttls;
+static size_t             ngx_http_levee_sticky_nttls;
 static ngx_event_t        ngx_http_levee_sticky_timer;
 static ngx_connection_t   ngx_http_levee_sticky_dummy;
 static ngx_msec_t         ngx_http_levee_sticky_interval;
@@ -174,6 +178,29 @@ ngx_http_levee_sticky_record(ngx_http_levee_sticky_peer_data_t *sp,
 }
 
 
+static void
+ngx_http_levee_sticky_on_hello(Levee__Hello *hello, void *data)
+{
+    hello->n_registry_ttl_ms = ngx_http_levee_sticky_nttls;
+    hello->registry_ttl_ms = ngx_http_levee_sticky_ttls;
+}
+
+
+static void
+ngx_http_levee_sticky_declare(uint32_t ttl_ms)
+{
+    size_t  i;
+
+    for (i = 0; i < ngx_http_levee_sticky_nttls; i++) {
+        if (ngx_http_levee_sticky_ttls[i] == ttl_ms) {
+            return;
+        }
+    }
+
+    ngx_http_levee_sticky_ttls[ngx_http_levee_sticky_nttls++] = ttl_ms;
+}
+
+
 ngx_int_t
 ngx_http_levee_sticky_init_process(ngx_cycle_t *cycle)
 {
@@ -197,6 +224,13 @@ ngx_http_levee_sticky_init_process(ngx_cycle_t *cycle)
     interval = 0;
     uscfp = (ngx_http_upstream_srv_conf_t **) umcf->upstreams.elts;
 
+    ngx_http_levee_sticky_nttls = 0;
+    ngx_http_levee_sticky_ttls = (uint32_t *)
+        ngx_pcalloc(cycle->pool, (umcf->upstreams.nelts + 1) * sizeof(uint32_t));
+    if (ngx_http_levee_sticky_ttls == NULL) {
+        return NGX_ERROR;
+    }
+
     for (i = 0; i < umcf->upstreams.nelts; i++) {
         if (uscfp[i]->srv_conf == NULL) {
             continue;
@@ -208,6 +242,7 @@ ngx_http_levee_sticky_init_process(ngx_cycle_t *cycle)
         if (scf != NULL && scf->registry && scf->set) {
             interval = interval ? ngx_min(interval, scf->registry_flush)
                                 : scf->registry_flush;
+            ngx_http_levee_sticky_declare((uint32_t) scf->registry_ttl);
         }
     }
 
@@ -227,7 +262,8 @@ ngx_http_levee_sticky_init_process(ngx_cycle_t *cycle)
 
     if (ngx_levee_link_on_frame(LEVEE__FRAME__BODY_REGISTRY_ACK,
                                 ngx_http_levee_sticky_on_ack, NULL)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_levee_link_on_hello(ngx_http_levee_sticky_on_hello, NULL) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -13,6 +13,8 @@
 #include "core/link/frame_bounds.hpp"
 #include "host_port.hpp"
 #include "mongo_uri.hpp"
+#include "net/admin_socket.hpp"
+#include "net/peer_credentials.hpp"
 
 namespace levee {
 namespace {
@@ -72,6 +74,16 @@ bool parse_size(const std::string &v, std::uint32_t min, std::uint32_t max, std:
     return true;
 }
 
+std::string check_socket_path(const char *key, const std::string &v) {
+    if (v.empty() || v[0] != '/') {
+        return std::string(key) + " must be an absolute path";
+    }
+    if (v.size() >= sizeof(sockaddr_un{}.sun_path)) {
+        return std::string(key) + " path is longer than 107 bytes";
+    }
+    return "";
+}
+
 bool valid_host_port(const std::string &v) {
     const auto colon = v.rfind(':');
     if (colon == std::string::npos || colon == 0) {
@@ -87,13 +99,38 @@ const std::map<std::string, Setter> &setters() {
     static const std::map<std::string, Setter> table = {
         {"socket",
          [](const std::string &v, Config &c) -> std::string {
-             if (v.empty() || v[0] != '/') {
-                 return "socket must be an absolute path";
+             const std::string err = check_socket_path("socket", v);
+             if (err.empty()) {
+                 c.socket_path = v;
              }
-             if (v.size() >= sizeof(sockaddr_un{}.sun_path)) {
-                 return "socket path is longer than 107 bytes";
+             return err;
+         }},
+        {"admin_socket",
+         [](const std::string &v, Config &c) -> std::string {
+             const std::string err = v == "off" ? "" : check_socket_path("admin_socket", v);
+             if (err.empty()) {
+                 c.admin_socket = v;
              }
-             c.socket_path = v;
+             return err;
+         }},
+        {"allow_users",
+         [](const std::string &v, Config &c) -> std::string {
+             std::vector<uid_t> ids;
+             std::string error;
+             if (!resolve_users(v, ids, error)) {
+                 return "allow_users: " + error + " (give user names or uids)";
+             }
+             c.allow_users = v;
+             return "";
+         }},
+        {"allow_groups",
+         [](const std::string &v, Config &c) -> std::string {
+             std::vector<gid_t> ids;
+             std::string error;
+             if (!resolve_groups(v, ids, error)) {
+                 return "allow_groups: " + error + " (give group names or gids)";
+             }
+             c.allow_groups = v;
              return "";
          }},
         {"socket_mode",
@@ -271,14 +308,24 @@ const std::map<std::string, Setter> &setters() {
              return parse_u32(v, 1, 16384, c.presence_buckets) ? "" : "presence_buckets must be 1..16384";
          }},
         {"redis_wait_timeout_ms",
-         [](const std::string &v, Config &c) -> std::string {
-             return parse_u32(v, 1, 10000, c.redis_wait_timeout_ms) ? "" : "redis_wait_timeout_ms must be 1..10000";
-         }},
+         [](const std::string &v, Config &c) -> std::
+                                                 string {
+                                                     return parse_u32(v, 1, 10000, c.redis_wait_timeout_ms)
+                                                                ? ""
+                                                                : "redis_wait_timeout_ms must be 1..10000";
+                                                 }},
     };
     return table;
 }
 
 } // namespace
+
+std::string Config::admin_socket_path() const {
+    if (admin_socket == "off") {
+        return "";
+    }
+    return admin_socket.empty() ? default_admin_socket(socket_path) : admin_socket;
+}
 
 std::vector<ConfigError> parse_config(const std::string &text, Config &config) {
     std::vector<ConfigError> errors;
@@ -371,6 +418,13 @@ std::vector<ConfigError> validate_config(const Config &config) {
     std::vector<ConfigError> errors;
     if (config.socket_path.empty()) {
         errors.push_back({0, "no socket path"});
+    }
+    const std::string admin = config.admin_socket_path();
+    if (admin == config.socket_path) {
+        errors.push_back({0, "admin_socket must not be the socket nginx connects to"});
+    } else if (!admin.empty() && admin.size() >= sizeof(sockaddr_un{}.sun_path)) {
+        errors.push_back({0, "the admin socket's path " + admin +
+                                 " is longer than 107 bytes: set admin_socket (or admin_socket off)"});
     }
     if (!config.redis_user.empty() && config.redis_password.empty()) {
         errors.push_back(

@@ -14,7 +14,16 @@ struct Config {
     std::string socket_path = "/run/levee/leveed.sock";
     unsigned socket_mode = 0660;
     std::string socket_group; // empty: keep the process's group
-    std::string redis_seeds;  // "host:port,..." of a Redis Cluster; empty: standalone
+    // Whom the socket serves beyond root and leveed's own user, checked
+    // with SO_PEERCRED at accept: user names or uids, group names or gids
+    // (a peer's primary or supplementary group). Both empty: the socket's
+    // group, whom socket_mode 0660 lets connect.
+    std::string allow_users;
+    std::string allow_groups;
+    // The root-only socket of administrative frames (probe); empty: beside
+    // `socket` (see admin_socket_path), "off": none.
+    std::string admin_socket;
+    std::string redis_seeds; // "host:port,..." of a Redis Cluster; empty: standalone
     // AUTH on every connection to every node: `AUTH password`, or `AUTH user
     // password` for a Redis 6+ ACL user. Empty password: no AUTH. Never logged.
     std::string redis_user;
@@ -57,6 +66,8 @@ struct Config {
     // No Redis Cluster: limits, presence and the registry live in this
     // process, so every nginx host pointed at its own leveed counts alone.
     bool standalone() const { return redis_seeds.empty(); }
+    // The admin socket's path, "" when off.
+    std::string admin_socket_path() const;
 };
 
 struct ConfigError {

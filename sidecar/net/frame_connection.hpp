@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "event_ptr.hpp"
 #include "frame_codec.hpp"
@@ -41,6 +43,14 @@ struct ConnectionLimits {
     std::uint32_t max_output_bytes = 8u << 20;
 };
 
+// A global limit zone as nginx declared it at hello: its leases must ask
+// for this bucket, nothing else.
+struct DeclaredZone {
+    std::uint64_t period_us = 0;
+    std::uint32_t capacity = 0;
+};
+using DeclaredZones = std::unordered_map<std::string, DeclaredZone>;
+
 class FrameConnection {
   public:
     FrameConnection(event_base *base, int fd, std::uint64_t id, const ConnectionLimits &limits, FrameSink &sink);
@@ -64,6 +74,12 @@ class FrameConnection {
     std::string peer;
     // Work items of this connection's requests still unanswered (dispatcher).
     std::uint64_t in_flight = 0;
+    // Accepted on the admin socket: administrative frames (probe) allowed.
+    bool admin = false;
+    // What the peer's hello declared (dispatcher): the zones its leases may
+    // name, the TTLs of its registries.
+    DeclaredZones zones;
+    std::vector<std::uint32_t> registry_ttl_ms;
 
   private:
     static void read_cb(bufferevent *bev, void *arg);

@@ -1,5 +1,6 @@
 #include "frame_server.hpp"
 
+#include <chrono>
 #include <cstring>
 
 #include <unistd.h>
@@ -10,10 +11,26 @@
 #include "metrics.hpp"
 
 namespace levee {
+namespace {
+
+Labels with(Labels labels, const Labels &more) {
+    labels.insert(labels.end(), more.begin(), more.end());
+    return labels;
+}
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+} // namespace
 
 FrameServer::FrameServer(event_base *base, FrameServerOptions options, FrameHandler &handler, Metrics &metrics)
     : base_(base), options_(std::move(options)), handler_(handler), metrics_(metrics),
       reaper_(event_new(base, -1, 0, reap_cb, this)) {
+    if (options_.admin) {
+        labels_ = {{"socket", "admin"}};
+    }
     metrics_.describe("leveed_connections", "gauge", "Open connections from nginx workers.");
     metrics_.describe("leveed_connections_accepted_total", "counter", "Connections accepted on the socket.");
     metrics_.describe("leveed_connections_refused_total", "counter", "Connections refused at max_connections.");
@@ -22,6 +39,9 @@ FrameServer::FrameServer(event_base *base, FrameServerOptions options, FrameHand
                       "hello_timeout, frame_timeout, slow_reader, ...).");
     metrics_.describe("leveed_accept_errors_total", "counter",
                       "accept() failures by errno (EMFILE, ENFILE, ...); accepting pauses after each.");
+    metrics_.describe("leveed_peers_refused_total", "counter",
+                      "Connections closed at accept because the peer's user and groups (SO_PEERCRED) are not "
+                      "allowed on the socket, by socket (nginx, admin).");
 }
 
 FrameServer::~FrameServer() {
@@ -48,7 +68,33 @@ void FrameServer::shutdown() {
     connections_.clear();
     closed_.clear();
     listener_.reset();
-    metrics_.set("leveed_connections", {}, 0);
+    metrics_.set("leveed_connections", labels_, 0);
+}
+
+bool FrameServer::peer_allowed(int fd) {
+    PeerCredentials peer;
+    const bool known = read_peer_credentials(fd, peer);
+    if (known && options_.peers.allows(peer)) {
+        return true;
+    }
+    metrics_.inc("leveed_peers_refused_total", {{"socket", options_.admin ? "admin" : "nginx"}});
+    // A refused peer may retry in a loop: say it at most once a second.
+    const std::int64_t now = now_ms();
+    if (refused_logged_ms_ != 0 && now - refused_logged_ms_ < 1000) {
+        refused_unlogged_++;
+        return false;
+    }
+    log::warn("peer_refused", {{"socket", options_.socket_path},
+                               {"pid", static_cast<long>(peer.pid)},
+                               {"uid", known ? std::to_string(peer.uid) : "-"},
+                               {"gid", known ? std::to_string(peer.gid) : "-"},
+                               {"allowed", options_.peers.describe()},
+                               {"not_logged", refused_unlogged_},
+                               {"hint", options_.admin ? "the admin socket serves root and leveed's user only"
+                                                       : "allow the peer with allow_users or allow_groups"}});
+    refused_logged_ms_ = now;
+    refused_unlogged_ = 0;
+    return false;
 }
 
 void FrameServer::accept(int fd) {
@@ -56,21 +102,26 @@ void FrameServer::accept(int fd) {
         accept_failing_ = false;
         log::info("accept_resumed", {{"connections", connections_.size()}});
     }
+    if (!peer_allowed(fd)) {
+        ::close(fd);
+        return;
+    }
     if (connections_.size() >= options_.max_connections) {
-        metrics_.inc("leveed_connections_refused_total");
+        metrics_.inc("leveed_connections_refused_total", labels_);
         log::warn("connection_refused", {{"reason", "max_connections"}, {"limit", options_.max_connections}});
         ::close(fd);
         return;
     }
     const std::uint64_t id = next_id_++;
     auto conn = std::make_unique<FrameConnection>(base_, fd, id, options_.limits, *this);
+    conn->admin = options_.admin;
     if (!conn->start()) {
         log::error("connection_setup_failed", {{"conn", id}});
         return;
     }
     connections_.emplace(id, std::move(conn));
-    metrics_.inc("leveed_connections_accepted_total");
-    metrics_.set("leveed_connections", {}, static_cast<double>(connections_.size()));
+    metrics_.inc("leveed_connections_accepted_total", labels_);
+    metrics_.set("leveed_connections", labels_, static_cast<double>(connections_.size()));
     log::debug("connection_accepted", {{"conn", id}});
 }
 
@@ -80,7 +131,7 @@ void FrameServer::accept_failed(int error) {
                        : error == ENOBUFS ? "ENOBUFS"
                        : error == ENOMEM  ? "ENOMEM"
                                           : "other";
-    metrics_.inc("leveed_accept_errors_total", {{"errno", name}});
+    metrics_.inc("leveed_accept_errors_total", with({{"errno", name}}, labels_));
     if (!accept_failing_) {
         accept_failing_ = true;
         log::error("accept_failed", {{"errno", name},
@@ -111,13 +162,13 @@ void FrameServer::on_closed(FrameConnection &conn, const char *reason) {
     if (it == connections_.end()) {
         return;
     }
-    metrics_.inc("leveed_connections_closed_total", {{"reason", reason}});
+    metrics_.inc("leveed_connections_closed_total", with({{"reason", reason}}, labels_));
     const bool protocol_error = std::string(reason) != "eof";
     log::write(protocol_error ? log::Level::kWarn : log::Level::kInfo, "connection_closed",
                {{"conn", conn.id()}, {"peer", conn.peer.empty() ? "-" : conn.peer}, {"reason", reason}});
     closed_.push_back(std::move(it->second));
     connections_.erase(it);
-    metrics_.set("leveed_connections", {}, static_cast<double>(connections_.size()));
+    metrics_.set("leveed_connections", labels_, static_cast<double>(connections_.size()));
     event_active(reaper_.get(), 0, 0);
 }
 

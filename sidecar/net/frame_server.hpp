@@ -10,11 +10,11 @@
 
 #include "event_ptr.hpp"
 #include "frame_connection.hpp"
+#include "metrics.hpp"
+#include "peer_credentials.hpp"
 #include "unix_listener.hpp"
 
 namespace levee {
-
-class Metrics;
 
 class FrameHandler {
   public:
@@ -28,6 +28,11 @@ struct FrameServerOptions {
     std::string socket_group;
     std::uint32_t max_connections = 1024;
     ConnectionLimits limits;
+    // Whom the socket serves (SO_PEERCRED): anyone else is closed at accept.
+    PeerPolicy peers = admin_socket_policy();
+    // The admin socket: its connections may send administrative frames
+    // (probe), and its metrics carry socket="admin".
+    bool admin = false;
 };
 
 class FrameServer : public FrameSink {
@@ -48,6 +53,8 @@ class FrameServer : public FrameSink {
     // A reload: connections accepted from now on get these (max_frame_bytes is kept:
     // it is fixed at start, see config_diff.cpp).
     void set_limits(const ConnectionLimits &limits);
+    // A reload: applies to the next accept.
+    void set_peers(const PeerPolicy &peers) { options_.peers = peers; }
     // Replies to slow work go through here: the connection may be gone.
     FrameConnection *find(std::uint64_t id) const;
 
@@ -56,6 +63,7 @@ class FrameServer : public FrameSink {
 
   private:
     void accept(int fd);
+    bool peer_allowed(int fd);
     void accept_failed(int error);
     static void reap_cb(int, short, void *arg);
 
@@ -70,6 +78,10 @@ class FrameServer : public FrameSink {
     EventPtr reaper_;
     std::uint64_t next_id_ = 1;
     bool accept_failing_ = false; // logged once per episode of failed accepts
+    Labels labels_;               // {socket="admin"} on the admin socket's metrics
+    // Refused peers are logged at most once a second, with how many were not.
+    std::int64_t refused_logged_ms_ = 0;
+    std::uint64_t refused_unlogged_ = 0;
 };
 
 } // namespace levee

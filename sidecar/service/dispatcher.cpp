@@ -76,7 +76,9 @@ Dispatcher::Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &p
                                 "From a request frame's arrival to its reply, by reply type.",
                                 {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5});
     metrics_.describe("leveed_requests_refused_total", "counter",
-                      "Requests answered with an error unstarted, by reason (connection_in_flight).");
+                      "Requests answered with an error unstarted, by reason (connection_in_flight; admin_only: a "
+                      "probe on nginx's socket; undeclared_registry: a registry batch whose TTL the hello did not "
+                      "declare).");
 }
 
 void Dispatcher::send(FrameConnection &conn, const Levee__Frame &frame) {
@@ -87,11 +89,13 @@ void Dispatcher::send(FrameConnection &conn, const Levee__Frame &frame) {
 
 Reply Dispatcher::replier(const FrameConnection &conn, std::uint64_t cost) {
     const std::uint64_t id = conn.id();
+    const bool admin = conn.admin;
     const auto received = std::chrono::steady_clock::now();
-    return [this, id, cost, received](const Levee__Frame &frame) {
+    return [this, id, admin, cost, received](const Levee__Frame &frame) {
         const std::chrono::duration<double> took = std::chrono::steady_clock::now() - received;
         metrics_.observe("leveed_frame_duration_seconds", {{"type", frame_type_name(frame.body_case)}}, took.count());
-        FrameConnection *c = server_ ? server_->find(id) : nullptr;
+        FrameServer *server = admin ? admin_server_ : server_;
+        FrameConnection *c = server ? server->find(id) : nullptr;
         if (c == nullptr) {
             metrics_.inc("leveed_replies_dropped_total");
             return;
@@ -156,6 +160,27 @@ void Dispatcher::refuse(FrameConnection &conn, const Levee__Frame &frame, const 
     send(conn, out);
 }
 
+bool Dispatcher::forbidden(FrameConnection &conn, const Levee__Frame &frame) {
+    const char *reason = nullptr;
+    std::string error;
+    if (frame.body_case == LEVEE__FRAME__BODY_PROBE && !conn.admin) {
+        reason = "admin_only";
+        error = "leveed: probe is administrative, served on the admin socket only (leveectl --admin-socket)";
+    } else if (frame.body_case == LEVEE__FRAME__BODY_REGISTRY_BATCH &&
+               std::find(conn.registry_ttl_ms.begin(), conn.registry_ttl_ms.end(), frame.registry_batch->ttl_ms) ==
+                   conn.registry_ttl_ms.end()) {
+        reason = "undeclared_registry";
+        error = "leveed: no registry with ttl " + std::to_string(frame.registry_batch->ttl_ms) +
+                " ms was declared at hello";
+    } else {
+        return false;
+    }
+    metrics_.inc("leveed_requests_refused_total", {{"reason", reason}});
+    log::warn("request_refused", {{"conn", conn.id()}, {"peer", conn.peer}, {"reason", reason}, {"error", error}});
+    refuse(conn, frame, error);
+    return true;
+}
+
 void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
     metrics_.inc("leveed_frames_in_total", {{"type", frame_type_name(frame->body_case)}});
 
@@ -166,6 +191,9 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
     if (!conn.hello_done()) {
         log::warn("protocol_error", {{"conn", conn.id()}, {"reason", "request before hello"}});
         conn.close_when_flushed("no_hello");
+        return;
+    }
+    if (forbidden(conn, *frame)) {
         return;
     }
     // The Redis client's budget of commands in flight is shared by every
@@ -195,7 +223,7 @@ void Dispatcher::handle(FrameConnection &conn, FramePtr frame) {
         presence_.query(frame->request_id, *frame->presence_query, replier(conn, cost));
         return;
     case LEVEE__FRAME__BODY_LIMIT_LEASE:
-        limit_.handle(frame->request_id, *frame->limit_lease, replier(conn, cost));
+        limit_.handle(frame->request_id, *frame->limit_lease, replier(conn, cost), &conn.zones);
         return;
     case LEVEE__FRAME__BODY_REGISTRY_BATCH:
         registry_.handle(frame->request_id, *frame->registry_batch, replier(conn, cost));
@@ -239,6 +267,14 @@ void Dispatcher::on_hello(FrameConnection &conn, const Levee__Frame &frame) {
         return;
     }
 
+    // Each hello replaces what the connection declared before.
+    conn.zones.clear();
+    for (std::size_t i = 0; i < hello.n_limit_zones; i++) {
+        const Levee__LimitZone &z = *hello.limit_zones[i];
+        conn.zones[z.name] = DeclaredZone{z.period_us, z.capacity};
+    }
+    conn.registry_ttl_ms.assign(hello.registry_ttl_ms, hello.registry_ttl_ms + hello.n_registry_ttl_ms);
+
     conn.hello_accepted();
     reply.accepted = true;
     reply.reason = const_cast<char *>("");
@@ -247,7 +283,10 @@ void Dispatcher::on_hello(FrameConnection &conn, const Levee__Frame &frame) {
                                  {"client", hello.client},
                                  {"pid", hello.pid},
                                  {"worker", hello.worker},
-                                 {"protocol_version", hello.protocol_version}});
+                                 {"protocol_version", hello.protocol_version},
+                                 {"limit_zones", conn.zones.size()},
+                                 {"registries", conn.registry_ttl_ms.size()},
+                                 {"socket", conn.admin ? "admin" : "nginx"}});
     send(conn, out);
 }
 

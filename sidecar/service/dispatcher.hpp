@@ -22,6 +22,8 @@ class Dispatcher : public FrameHandler {
     Dispatcher(Metrics &metrics, ProbeService &probe, PresenceService &presence, LimitService &limit,
                RegistryService &registry, bool standalone);
     void attach(FrameServer &server) { server_ = &server; }
+    // The admin socket's server: its connections' ids are its own.
+    void attach_admin(FrameServer &server) { admin_server_ = &server; }
     void handle(FrameConnection &conn, FramePtr frame) override;
     // A reload: applies to the next request.
     void set_max_connection_in_flight(std::uint32_t n) { max_connection_in_flight_ = n; }
@@ -35,6 +37,9 @@ class Dispatcher : public FrameHandler {
     Reply replier(const FrameConnection &conn, std::uint64_t cost);
     // Answers a request without doing it, in the reply type it expects.
     void refuse(FrameConnection &conn, const Levee__Frame &frame, const std::string &error);
+    // A request the connection may not make (see the Hello message):
+    // answered with `error`, counted under `reason`, the connection kept.
+    bool forbidden(FrameConnection &conn, const Levee__Frame &frame);
     void send(FrameConnection &conn, const Levee__Frame &frame);
 
     Metrics &metrics_;
@@ -43,6 +48,7 @@ class Dispatcher : public FrameHandler {
     LimitService &limit_;
     RegistryService &registry_;
     FrameServer *server_ = nullptr;
+    FrameServer *admin_server_ = nullptr;
     bool standalone_;
     // Redis's client refuses commands beyond 100000 in flight, for every
     // connection at once: one connection gets at most this many work items.

@@ -88,6 +88,7 @@ LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_
     }
     metrics_.describe("leveed_limit_leases_total", "counter",
                       "Keys asked for quota, by result (ok, failed, invalid: parameters no zone can declare, "
+                      "undeclared: a zone or bucket parameters the connection's hello did not declare, "
                       "timeout: no answer by the deadline, "
                       "stuck: an earlier lease of the key is still unanswered).");
     metrics_.describe("leveed_limit_tokens_granted_total", "counter", "Global rate-limit tokens leased to nginx.");
@@ -113,7 +114,8 @@ std::uint32_t LimitService::grant_locally(const std::string &bucket, const Levee
     return static_cast<std::uint32_t>(levee::limit::gcra_take_n(params, local_[bucket], now, e.want));
 }
 
-void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseRequest &request, Reply reply) {
+void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseRequest &request, Reply reply,
+                          const DeclaredZones *declared) {
     auto st = std::make_shared<LeaseState>();
     st->request_id = request_id;
     st->reply = std::move(reply);
@@ -124,6 +126,26 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
         Grant &g = st->grants[i];
         g.zone = e.zone;
         g.key.assign(reinterpret_cast<const char *>(e.key.data), e.key.len);
+        // a bucket nginx did not declare at hello: a peer choosing its own
+        // rate and burst for a key
+        if (declared != nullptr) {
+            const auto z = declared->find(g.zone);
+            if (z == declared->end() || z->second.period_us != e.period_us || z->second.capacity != e.capacity) {
+                g.failed = true;
+                g.answered = true;
+                metrics_.inc("leveed_limit_leases_total", {{"result", "undeclared"}});
+                if (st->error.empty()) {
+                    st->error = "undeclared lease: zone \"" + g.zone + "\" with period_us " +
+                                std::to_string(e.period_us) + " and capacity " + std::to_string(e.capacity) +
+                                (z == declared->end() ? " was not declared at hello"
+                                                      : " differs from the period_us " +
+                                                            std::to_string(z->second.period_us) + " and capacity " +
+                                                            std::to_string(z->second.capacity) + " declared at hello");
+                    log::warn("limit_lease_undeclared", {{"zone", g.zone}, {"error", st->error}});
+                }
+                continue;
+            }
+        }
         // parameters no zone can declare: no arithmetic on them, the
         // module's fail mode decides for the key
         if (!levee::limit::lease_params_valid(e.period_us, e.capacity)) {

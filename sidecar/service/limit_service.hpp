@@ -12,6 +12,7 @@
 #include "levee.pb-c.h"
 
 struct event_base;
+#include "net/frame_connection.hpp"
 #include "service/probe.hpp"
 
 namespace levee {
@@ -39,7 +40,11 @@ class LimitService {
     LimitService(const LimitService &) = delete;
     LimitService &operator=(const LimitService &) = delete;
 
-    void handle(std::uint64_t request_id, const Levee__LimitLeaseRequest &request, Reply reply);
+    // `declared`: the zones the connection's hello declared; a key of another
+    // zone, or with other bucket parameters, fails ("undeclared"). Null: the
+    // caller vouches for the parameters (tests of the buckets themselves).
+    void handle(std::uint64_t request_id, const Levee__LimitLeaseRequest &request, Reply reply,
+                const DeclaredZones *declared = nullptr);
 
   private:
     std::uint32_t grant_locally(const std::string &bucket, const Levee__LimitLeaseEntry &e);

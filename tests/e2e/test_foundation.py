@@ -251,7 +251,7 @@ def test_leveed_writes_and_reads_back_every_redis_master_and_the_database(
     assert len(keys) == 3
     for master_port, key in keys.items():
         value = f"value-of-{key}"
-        r = subprocess.run([levee_build.leveectl, "--socket", d.socket_path, "probe", key, value],
+        r = subprocess.run([levee_build.leveectl, "--admin-socket", d.admin_socket_path, "probe", key, value],
                            capture_output=True, text=True, timeout=30)
         out = dict(line.split("=", 1) for line in r.stdout.strip().splitlines())
         assert r.returncode == 0, r.stdout + r.stderr

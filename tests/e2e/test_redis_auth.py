@@ -40,7 +40,8 @@ def auth_cluster():
 
 
 def leveectl(levee_build, leveed, *args: str, timeout: float = 40) -> subprocess.CompletedProcess:
-    return subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, *args],
+    return subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path,
+                           "--admin-socket", leveed.admin_socket_path, *args],
                           capture_output=True, text=True, timeout=timeout)
 
 

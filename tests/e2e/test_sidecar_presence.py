@@ -164,7 +164,7 @@ def test_standalone_mode_needs_no_other_server(make_leveed, levee_build):
     r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", "solo"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
-    r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "probe", "k", "v"],
+    r = subprocess.run([levee_build.leveectl, "--admin-socket", leveed.admin_socket_path, "probe", "k", "v"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "no Redis Cluster configured" in r.stdout
 

@@ -48,8 +48,12 @@ class Leveed(Component):
         self.binary = os.path.abspath(binary)
         self.dir = _proc.component_dir("leveed")
         self.socket_path = socket_path or os.path.join(self.dir, "leveed.sock")
-        if len(self.socket_path.encode()) > 107:
-            raise HarnessError(f"unix socket path too long: {self.socket_path}")
+        # where leveed puts its admin socket unless told (net/admin_socket.hpp)
+        stem, ext = os.path.splitext(self.socket_path)
+        self.admin_socket_path = f"{stem}-admin{ext}"
+        for path in (self.socket_path, self.admin_socket_path):
+            if len(path.encode()) > 107:
+                raise HarnessError(f"unix socket path too long: {path}")
         if isinstance(redis_seeds, (list, tuple)):
             redis_seeds = ",".join(redis_seeds)
         self.redis_seeds = redis_seeds
@@ -66,7 +70,7 @@ class Leveed(Component):
             raise HarnessError(f"config_via must be flag, env or none, not {config_via!r}")
         self.config_via = config_via
         self.proc = None
-        self.settings: dict[str, str] = {"socket": self.socket_path}
+        self.settings: dict[str, str] = {"socket": self.socket_path, "admin_socket": self.admin_socket_path}
         if socket_mode is not None:
             self.settings["socket_mode"] = socket_mode
         if redis_seeds:

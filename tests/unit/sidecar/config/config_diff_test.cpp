@@ -55,7 +55,8 @@ TEST(ConfigDiff, SplitsWhatAppliesLiveFromWhatNeedsARestart) {
     const levee::ConfigChanges changes = levee::diff_config(running, next);
     EXPECT_EQ(changes.live, (Names{"redis_wait_replicas", "mongo_flush_ms", "spool_fsync_interval_ms",
                                    "spool_max_bytes", "log_level", "max_connections", "drain_timeout_ms"}));
-    EXPECT_EQ(changes.restart, (Names{"socket", "presence_buckets"}));
+    // the admin socket is beside the socket unless set: it moves with it
+    EXPECT_EQ(changes.restart, (Names{"socket", "admin_socket", "presence_buckets"}));
 }
 
 // They are fixed into each connection when it is accepted: a reload applies
@@ -97,7 +98,7 @@ TEST(ConfigDiff, MergeTakesLiveSettingsAndKeepsTheRest) {
     EXPECT_EQ(merged.spool_dir, running.spool_dir);
     // What is left differs only in settings that need a restart.
     EXPECT_TRUE(levee::diff_config(merged, next).live.empty());
-    EXPECT_EQ(levee::diff_config(merged, next).restart, (Names{"socket", "spool_dir"}));
+    EXPECT_EQ(levee::diff_config(merged, next).restart, (Names{"socket", "admin_socket", "spool_dir"}));
 }
 
 } // namespace

@@ -241,6 +241,36 @@ TEST(Config, RedisUserNeedsAPassword) {
     EXPECT_TRUE(levee::validate_config(c).empty());
 }
 
+TEST(Config, TheAdminSocketIsBesideTheSocketUnlessToldOrOff) {
+    levee::Config c;
+    EXPECT_EQ(c.admin_socket_path(), "/run/levee/leveed-admin.sock");
+    ASSERT_TRUE(levee::parse_config("socket /tmp/x/nginx.sock\n", c).empty());
+    EXPECT_EQ(c.admin_socket_path(), "/tmp/x/nginx-admin.sock");
+    ASSERT_TRUE(levee::parse_config("admin_socket /tmp/admin\n", c).empty());
+    EXPECT_EQ(c.admin_socket_path(), "/tmp/admin");
+    levee::Config off;
+    ASSERT_TRUE(levee::parse_config("admin_socket off\n", off).empty());
+    EXPECT_EQ(off.admin_socket_path(), "");
+    levee::Config same;
+    ASSERT_TRUE(levee::parse_config("admin_socket /run/levee/leveed.sock\n", same).empty());
+    ASSERT_EQ(levee::validate_config(same).size(), 1u);
+    EXPECT_NE(levee::validate_config(same)[0].message.find("must not be the socket"), std::string::npos);
+    const auto errors = levee::parse_config("admin_socket relative.sock\n", same);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].message, "admin_socket must be an absolute path");
+}
+
+TEST(Config, AllowedPeersMustExist) {
+    levee::Config c;
+    ASSERT_TRUE(levee::parse_config("allow_users root, 33\nallow_groups root 33\n", c).empty());
+    EXPECT_EQ(c.allow_users, "root, 33");
+    const auto errors = levee::parse_config("allow_users no-such-user-levee\nallow_groups no-such-group-levee\n", c);
+    ASSERT_EQ(errors.size(), 2u);
+    EXPECT_EQ(errors[0].message, "allow_users: no such user \"no-such-user-levee\" (give user names or uids)");
+    EXPECT_EQ(errors[1].line, 2);
+    EXPECT_EQ(c.allow_users, "root, 33") << "a bad line changes nothing";
+}
+
 TEST(Config, UnreadableFileIsOneErrorAtLineZero) {
     levee::Config c;
     const auto errors = levee::load_config_file("/nonexistent/leveed.conf", c);

@@ -130,6 +130,24 @@ TEST_F(FrameServerTest, MalformedAndTruncatedFramesCloseTheirConnectionAndAreCou
     expect_query_reply(*keep, base(), 4);
 }
 
+// The test runs as one user: a policy without it refuses it, one with it
+// (by uid or by a group) serves it.
+TEST_F(FrameServerTest, APeerThePolicyDoesNotAllowIsClosedAtAcceptAndCounted) {
+    peers_ = PeerPolicy{{::geteuid() + 1}, {::getegid() + 1}};
+    listen();
+    auto refused = connect();
+    ASSERT_TRUE(refused->await_close(base()));
+    EXPECT_EQ(refused->take_frame(), nullptr);
+    EXPECT_EQ(server_->connection_count(), 0u);
+    EXPECT_EQ(metrics_.value("leveed_peers_refused_total", {{"socket", "nginx"}}), 1);
+    EXPECT_EQ(metrics_.value("leveed_connections_accepted_total"), 0);
+
+    server_->set_peers(PeerPolicy{{}, {::getegid()}});
+    auto served = connect_hello();
+    EXPECT_EQ(server_->connection_count(), 1u);
+    EXPECT_EQ(metrics_.value("leveed_peers_refused_total", {{"socket", "nginx"}}), 1);
+}
+
 TEST_F(FrameServerTest, MaxConnectionsRefusesTheSurplusAndCountsIt) {
     listen(2);
     auto a = connect_hello();

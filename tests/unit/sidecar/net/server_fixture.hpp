@@ -91,12 +91,16 @@ class Client {
     void send_hello(std::uint32_t version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
         send(hello_frame(version));
     }
+    // Declares the registries of the tests' batches (TTL 1 s and 60 s).
     static Levee__Frame hello_frame(std::uint32_t version) {
         static Levee__Hello hello;
+        static std::uint32_t registry_ttls[] = {1000, 60000};
         levee__hello__init(&hello);
         hello.protocol_version = version;
         hello.client = const_cast<char *>("unit-test");
         hello.pid = 1;
+        hello.n_registry_ttl_ms = 2;
+        hello.registry_ttl_ms = registry_ttls;
         Levee__Frame f = LEVEE__FRAME__INIT;
         f.request_id = 1;
         f.body_case = LEVEE__FRAME__BODY_HELLO;
@@ -162,6 +166,7 @@ class ServerFixture : public ::testing::Test {
         listen();
     }
     void TearDown() override {
+        admin_server_.reset();
         server_.reset();
         std::error_code ec;
         std::filesystem::remove_all(dir_, ec);
@@ -177,20 +182,33 @@ class ServerFixture : public ::testing::Test {
         o.socket_path = path();
         o.max_connections = max_connections;
         o.limits = limits;
+        o.peers = peers_;
         server_ = std::make_unique<FrameServer>(base_.get(), o, dispatcher_, metrics_);
         dispatcher_.attach(*server_);
         std::string error;
         ASSERT_TRUE(server_->listen(error)) << error;
     }
+    // The admin socket beside the other, as leveed opens it.
+    void listen_admin() {
+        FrameServerOptions o;
+        o.socket_path = admin_path();
+        o.socket_mode = 0600;
+        o.admin = true;
+        admin_server_ = std::make_unique<FrameServer>(base_.get(), o, dispatcher_, metrics_);
+        dispatcher_.attach_admin(*admin_server_);
+        std::string error;
+        ASSERT_TRUE(admin_server_->listen(error)) << error;
+    }
     std::string path() const { return dir_ + "/leveed.sock"; }
-    std::unique_ptr<Client> connect() {
-        auto c = std::make_unique<Client>(path());
+    std::string admin_path() const { return dir_ + "/leveed-admin.sock"; }
+    std::unique_ptr<Client> connect(const std::string &socket = "") {
+        auto c = std::make_unique<Client>(socket.empty() ? path() : socket);
         EXPECT_TRUE(c->connected());
         return c;
     }
     // A connection the server has accepted, its hello answered.
-    std::unique_ptr<Client> connect_hello() {
-        auto c = connect();
+    std::unique_ptr<Client> connect_hello(const std::string &socket = "") {
+        auto c = connect(socket);
         c->send_hello();
         FramePtr reply = c->await_frame(base());
         EXPECT_NE(reply, nullptr);
@@ -214,6 +232,8 @@ class ServerFixture : public ::testing::Test {
     Dispatcher dispatcher_{metrics_, probe_, presence_, limit_, registry_, /*standalone=*/true};
     std::string dir_;
     std::unique_ptr<FrameServer> server_;
+    std::unique_ptr<FrameServer> admin_server_;
+    PeerPolicy peers_ = admin_socket_policy(); // of the next listen()
 };
 
 } // namespace levee::testing

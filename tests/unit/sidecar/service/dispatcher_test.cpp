@@ -104,21 +104,6 @@ TEST_F(DispatcherTest, RoutesEachRequestToItsServiceWithItsRequestId) {
     EXPECT_EQ(rack->request_id, 11u);
     EXPECT_TRUE(rack->registry_ack->ok);
 
-    Levee__ProbeRequest probe = LEVEE__PROBE_REQUEST__INIT;
-    probe.key = const_cast<char *>("k");
-    probe.value = const_cast<char *>("v");
-    Levee__Frame p = LEVEE__FRAME__INIT;
-    p.request_id = 12;
-    p.body_case = LEVEE__FRAME__BODY_PROBE;
-    p.probe = &probe;
-    c->send(p);
-    FramePtr preply = c->await_frame(base());
-    ASSERT_NE(preply, nullptr);
-    ASSERT_EQ(preply->body_case, LEVEE__FRAME__BODY_PROBE_REPLY);
-    EXPECT_EQ(preply->request_id, 12u);
-    EXPECT_FALSE(preply->probe_reply->ok) << "standalone has no stores to probe";
-    EXPECT_NE(std::string(preply->probe_reply->error).find("no Redis Cluster configured"), std::string::npos);
-
     UserQuery q(13);
     c->send(q.f);
     FramePtr qreply = c->await_frame(base());
@@ -131,6 +116,69 @@ TEST_F(DispatcherTest, RoutesEachRequestToItsServiceWithItsRequestId) {
     EXPECT_EQ(metrics_.value("leveed_frames_in_total", {{"type", "presence_batch"}}), 1);
     EXPECT_EQ(metrics_.value("leveed_frames_out_total", {{"type", "presence_ack"}}), 1);
     EXPECT_EQ(metrics_.value("leveed_frames_out_total", {{"type", "hello_reply"}}), 1);
+}
+
+// A probe writes any key: served on the admin socket only. On nginx's
+// socket it is answered with an error, counted, and the connection stays.
+TEST_F(DispatcherTest, AProbeIsServedOnTheAdminSocketOnly) {
+    listen_admin();
+    Levee__ProbeRequest probe = LEVEE__PROBE_REQUEST__INIT;
+    probe.key = const_cast<char *>("k");
+    probe.value = const_cast<char *>("v");
+    Levee__Frame p = LEVEE__FRAME__INIT;
+    p.request_id = 12;
+    p.body_case = LEVEE__FRAME__BODY_PROBE;
+    p.probe = &probe;
+
+    auto nginx = connect_hello();
+    nginx->send(p);
+    FramePtr refused = nginx->await_frame(base());
+    ASSERT_NE(refused, nullptr);
+    ASSERT_EQ(refused->body_case, LEVEE__FRAME__BODY_PROBE_REPLY);
+    EXPECT_EQ(refused->request_id, 12u);
+    EXPECT_NE(std::string(refused->probe_reply->error).find("administrative"), std::string::npos);
+    EXPECT_EQ(metrics_.value("leveed_requests_refused_total", {{"reason", "admin_only"}}), 1);
+    UserQuery q(13);
+    nginx->send(q.f);
+    FramePtr still = nginx->await_frame(base());
+    ASSERT_NE(still, nullptr);
+    EXPECT_EQ(still->request_id, 13u);
+
+    // ids of the two sockets' connections overlap: each reply finds its own
+    auto admin = connect_hello(admin_path());
+    admin->send(p);
+    FramePtr served = admin->await_frame(base());
+    ASSERT_NE(served, nullptr);
+    ASSERT_EQ(served->body_case, LEVEE__FRAME__BODY_PROBE_REPLY);
+    EXPECT_EQ(served->request_id, 12u);
+    EXPECT_FALSE(served->probe_reply->ok) << "standalone has no stores to probe";
+    EXPECT_NE(std::string(served->probe_reply->error).find("no Redis Cluster configured"), std::string::npos);
+    EXPECT_EQ(metrics_.value("leveed_connections_accepted_total", {{"socket", "admin"}}), 1);
+}
+
+TEST_F(DispatcherTest, ARegistryBatchNeedsARegistryOfItsTtlDeclared) {
+    auto c = connect_hello();
+    Levee__RegistryEntry entry = LEVEE__REGISTRY_ENTRY__INIT;
+    entry.key.data = reinterpret_cast<std::uint8_t *>(const_cast<char *>("alice"));
+    entry.key.len = 5;
+    entry.server = const_cast<char *>("10.6.6.6:80");
+    Levee__RegistryEntry *entries[] = {&entry};
+    Levee__RegistryBatch reg = LEVEE__REGISTRY_BATCH__INIT;
+    reg.ttl_ms = 5000; // the fixture's hello declared 1000 and 60000
+    reg.n_entries = 1;
+    reg.entries = entries;
+    Levee__Frame g = LEVEE__FRAME__INIT;
+    g.request_id = 14;
+    g.body_case = LEVEE__FRAME__BODY_REGISTRY_BATCH;
+    g.registry_batch = &reg;
+    c->send(g);
+    FramePtr ack = c->await_frame(base());
+    ASSERT_NE(ack, nullptr);
+    ASSERT_EQ(ack->body_case, LEVEE__FRAME__BODY_REGISTRY_ACK);
+    EXPECT_FALSE(ack->registry_ack->ok);
+    EXPECT_STREQ(ack->registry_ack->error, "leveed: no registry with ttl 5000 ms was declared at hello");
+    EXPECT_EQ(registry_.lookup("alice"), "");
+    EXPECT_EQ(metrics_.value("leveed_requests_refused_total", {{"reason", "undeclared_registry"}}), 1);
 }
 
 TEST_F(DispatcherTest, ASecondHelloIsAnsweredAgain) {

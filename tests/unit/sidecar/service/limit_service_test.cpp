@@ -17,7 +17,7 @@ struct Granted {
 };
 
 Granted lease(LimitService &svc, const std::vector<std::pair<std::string, unsigned>> &wants,
-              uint64_t period_us, uint32_t capacity) {
+              uint64_t period_us, uint32_t capacity, const DeclaredZones *declared = nullptr) {
     std::vector<Levee__LimitLeaseEntry> entries(wants.size());
     std::vector<Levee__LimitLeaseEntry *> ptrs;
     for (std::size_t i = 0; i < wants.size(); i++) {
@@ -34,7 +34,8 @@ Granted lease(LimitService &svc, const std::vector<std::pair<std::string, unsign
     req.n_entries = ptrs.size();
     req.entries = ptrs.data();
     Granted out;
-    svc.handle(7, req, [&out](const Levee__Frame &f) {
+    svc.handle(
+        7, req, [&out](const Levee__Frame &f) {
         EXPECT_EQ(f.request_id, 7u);
         ASSERT_EQ(f.body_case, LEVEE__FRAME__BODY_LIMIT_LEASE_REPLY);
         for (std::size_t i = 0; i < f.limit_lease_reply->n_grants; i++) {
@@ -43,8 +44,35 @@ Granted lease(LimitService &svc, const std::vector<std::pair<std::string, unsign
             out.grants.emplace_back(std::string(reinterpret_cast<char *>(g.key.data), g.key.len), g.granted);
         }
         out.error = f.limit_lease_reply->error;
-    });
+    },
+        declared);
     return out;
+}
+
+// A peer that declared zone z as 1 r/min, burst 9 cannot lease z's keys
+// with a bucket of its own choosing (1 token a day), nor another zone.
+TEST(LimitService, OnlyTheBucketsTheHelloDeclaredAreLeased) {
+    Metrics metrics;
+    LimitService svc(nullptr, metrics);
+    const DeclaredZones declared{{"z", DeclaredZone{60000000, 10}}};
+    Granted ok = lease(svc, {{"alice", 4}}, 60000000, 10, &declared);
+    EXPECT_EQ(ok.grants[0].second, 4u);
+    EXPECT_EQ(ok.error, "");
+
+    Granted day = lease(svc, {{"alice", 1}}, 86400000000ull, 1, &declared);
+    EXPECT_EQ(day.grants[0].second, 0u);
+    EXPECT_NE(day.error.find("differs from the period_us 60000000 and capacity 10 declared at hello"),
+              std::string::npos)
+        << day.error;
+    EXPECT_EQ(lease(svc, {{"alice", 1}}, 60000000, 1, &declared).grants[0].second, 0u);
+
+    const DeclaredZones other{{"y", DeclaredZone{60000000, 10}}};
+    Granted undeclared = lease(svc, {{"alice", 1}}, 60000000, 10, &other);
+    EXPECT_EQ(undeclared.grants[0].second, 0u);
+    EXPECT_NE(undeclared.error.find("was not declared at hello"), std::string::npos) << undeclared.error;
+    EXPECT_EQ(metrics.value("leveed_limit_leases_total", {{"result", "undeclared"}}), 3);
+    // the declared bucket was not touched by the refused ones
+    EXPECT_EQ(lease(svc, {{"alice", 10}}, 60000000, 10, &declared).grants[0].second, 6u);
 }
 
 TEST(LimitService, StandaloneGrantsEachTokenOnce) {
