@@ -63,7 +63,11 @@ struct TableHeader {
     hash::Seed seed;    // chosen when the zone is made, kept while it lives
     // Counted by every worker without the zone's lock (relaxed atomics).
     uint64_t outcomes[kOutcomes];
-    uint64_t first_lease_waits; // requests that waited for a key's first lease
+    uint64_t first_lease_waits;    // requests that waited for a key's first lease
+    uint64_t new_keys_over_budget; // new keys sent to the overflow entry
+    uint64_t long_keys[2];         // keys over max_key, by LongKey: hashed, refused
+    // The budget of new keys (key_guard.hpp), under the zone's lock.
+    int64_t new_key_tat;
 };
 
 inline void count(uint64_t &counter) {

@@ -15,6 +15,7 @@ extern "C" {
 }
 
 #include "core/limit/gcra.hpp"
+#include "core/limit/key_guard.hpp"
 #include "core/limit/limit_table.hpp"
 #include "core/limit/rate_parse.hpp"
 
@@ -41,6 +42,9 @@ typedef struct {
     levee::limit::GcraParams     gcra;
     ngx_uint_t                   burst;
     ngx_flag_t                   global;
+    size_t                       max_key;
+    levee::limit::LongKey        long_key;
+    levee::limit::GcraParams     new_keys;    /* the budget of new keys */
     u_char                      *file;        /* where it is declared */
     ngx_uint_t                   line;
     ngx_msec_t                   sync;
@@ -85,6 +89,8 @@ typedef struct {
     unsigned                     counted:1;    /* in the key's demand already */
     unsigned                     may_wait:1;   /* for a first lease */
     unsigned                     dry_refused:1; /* refused, in dry run */
+    unsigned                     long_refused:1; /* key over max_key, refused */
+    unsigned                     overflow:1;   /* a new key over the budget */
     ngx_str_t                    key;
 } ngx_http_levee_limit_result_t;
 

@@ -102,7 +102,8 @@ ngx_http_levee_limit_lookup(ngx_http_levee_limit_main_conf_t *lmcf, ngx_str_t *n
 
 /*
  * levee_limit_zone NAME key=$var rate=Nr/s|Nr/m [burst=N] [size=16m]
- *                  [scope=local|global] [sync=100ms];
+ *                  [scope=local|global] [sync=100ms] [max_key=256]
+ *                  [long_key=hash|refuse] [new_keys=1000r/s];
  */
 char *
 ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -110,11 +111,12 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_levee_limit_main_conf_t *lmcf = (ngx_http_levee_limit_main_conf_t *) conf;
 
     u_char                             *p;
-    ssize_t                             size;
+    ssize_t                             size, max_key;
     ngx_int_t                           rc;
     ngx_msec_t                          sync;
     ngx_str_t                          *value, s, shm_name;
     ngx_uint_t                          i, has_key, has_rate;
+    levee::limit::Rate                  new_keys;
     uint64_t                            burst;
     const char                         *err;
     ngx_http_levee_limit_zone_t        *ctx, **slot;
@@ -151,6 +153,9 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     burst = 0;
     has_key = 0;
     has_rate = 0;
+    ctx->max_key = levee::limit::kDefaultMaxKey;
+    ctx->long_key = levee::limit::LongKey::kHash;
+    new_keys = levee::limit::kDefaultNewKeys;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -228,6 +233,47 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "max_key=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            /* an entry's key length is 16 bits */
+            max_key = ngx_parse_size(&s);
+            if (max_key == NGX_ERROR || max_key < 1
+                || (size_t) max_key > levee::limit::kMaxMaxKey)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid max_key \"%V\": the longest key kept is "
+                                   "from 1 to 65535 bytes", &value[i]);
+                return (char *) NGX_CONF_ERROR;
+            }
+
+            ctx->max_key = (size_t) max_key;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "long_key=hash") == 0) {
+            ctx->long_key = levee::limit::LongKey::kHash;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "long_key=refuse") == 0) {
+            ctx->long_key = levee::limit::LongKey::kRefuse;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "new_keys=", 9) == 0) {
+            err = levee::limit::parse_rate((const char *) value[i].data + 9, value[i].len - 9,
+                                           new_keys);
+            if (err != NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid new_keys \"%V\": %s",
+                                   &value[i], err);
+                return (char *) NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strcmp(value[i].data, "scope=local") == 0) {
             ctx->global = 0;
             continue;
@@ -266,6 +312,7 @@ ngx_http_levee_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ctx->burst = (ngx_uint_t) burst;
     ctx->sync = sync;
+    ctx->new_keys = levee::limit::new_key_budget(new_keys);
     ctx->gcra = levee::limit::GcraParams::from_rate(ctx->rate.requests, ctx->rate.window_s,
                                                     (uint32_t) burst);
     ctx->refill_per_sync = ctx->sync * 1000 / ctx->gcra.period_us + 1;

@@ -177,7 +177,17 @@ static ngx_str_t  ngx_http_levee_limit_status_names[] = {
 };
 
 
-/* Decides one limit for a request; called with the zone unlocked. */
+static ngx_str_t  ngx_http_levee_limit_overflow_key = {
+    levee::limit::kOverflowKey.size(), (u_char *) levee::limit::kOverflowKey.data()
+};
+
+
+/*
+ * Decides one limit for a request; called with the zone unlocked. A key
+ * over the zone's max_key is refused or replaced by its digest; a key not in
+ * the table yet takes one from the zone's budget of new keys, or, past it,
+ * is decided by the one entry all such keys share (docs/rate-limits.md).
+ */
 static ngx_int_t
 ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit,
     ngx_http_levee_limit_loc_conf_t *llcf, ngx_http_levee_limit_result_t *res)
@@ -189,8 +199,10 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     int64_t                       now;
     ngx_int_t                     rc;
     bool                          late;
+    levee::limit::KeyShape        shape;
     levee::limit::GcraDecision    d;
     levee::limit::GlobalDecision  gd;
+    u_char                        digest[levee::limit::kDigestKeyLen];
 
     if (ngx_http_complex_value(r, &zone->key, &res->key) != NGX_OK) {
         return NGX_ERROR;
@@ -200,11 +212,39 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
         return NGX_DECLINED;
     }
 
-    if (res->key.len > 65535) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "the value of the \"%V\" key is more than 65535 bytes: \"%V\"",
-                      &zone->key.value, &res->key);
-        return NGX_DECLINED;
+    shape = levee::limit::shape_key(res->key.data, res->key.len, zone->max_key,
+                                    zone->long_key, digest);
+
+    if (shape == levee::limit::KeyShape::kRefused) {
+        levee::limit::count(zone->sh->long_keys[(int) levee::limit::LongKey::kRefuse]);
+        ngx_log_error(llcf->log_level, r->connection->log, 0,
+                      "limiting requests%s, the key is %uz bytes, more than "
+                      "max_key=%uz of zone \"%V\"",
+                      (limit->dry_run || llcf->dry_run) ? ", dry run" : "",
+                      res->key.len, zone->max_key, &zone->name);
+        res->applied = 1;
+        res->long_refused = 1;
+        res->remaining = 0;
+        return NGX_BUSY;
+    }
+
+    if (shape == levee::limit::KeyShape::kDigest) {
+        /* a global key's second decision (after a first-lease wait) is not
+         * counted again */
+        if (res->key.len > zone->max_key && !res->counted) {
+            levee::limit::count(zone->sh->long_keys[(int) levee::limit::LongKey::kHash]);
+        }
+
+        res->key.data = (u_char *) ngx_pnalloc(r->pool, sizeof(digest));
+        if (res->key.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        res->key.len = ngx_cpymem(res->key.data, digest, sizeof(digest)) - res->key.data;
+    }
+
+    if (res->overflow) {
+        res->key = ngx_http_levee_limit_overflow_key;
     }
 
     hash = levee::limit::hash_key(zone->sh->seed, res->key.data, res->key.len);
@@ -215,6 +255,19 @@ ngx_http_levee_limit_decide(ngx_http_request_t *r, ngx_http_levee_limit_t *limit
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     e = t.find(hash, res->key.data, (uint16_t) res->key.len);
+
+    if (e == NULL && !res->overflow
+        && !levee::limit::take_new_key(zone->new_keys, zone->sh->new_key_tat, now))
+    {
+        /* over the budget of new keys: the key shares one entry with every
+         * other such key instead of evicting an established key's state */
+        levee::limit::count(zone->sh->new_keys_over_budget);
+        res->overflow = 1;
+        res->key = ngx_http_levee_limit_overflow_key;
+        hash = levee::limit::hash_key(zone->sh->seed, res->key.data, res->key.len);
+        e = t.find(hash, res->key.data, (uint16_t) res->key.len);
+    }
+
     if (e == NULL) {
         e = ngx_http_levee_limit_insert(zone, hash, &res->key, now);
         if (e == NULL) {
@@ -462,6 +515,8 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
                         && ngx_current_msec - ctx->wait_start
                            < NGX_HTTP_LEVEE_LIMIT_FIRST_WAIT;
 
+        res->long_refused = 0;
+
         rc = ngx_http_levee_limit_decide(r, &limits[i], llcf, res);
 
         if (rc == NGX_ERROR) {
@@ -494,7 +549,9 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
         }
 
         if (rc == NGX_BUSY) {
-            ngx_http_levee_limit_log(r, llcf, &limits[i], res, dry_run);
+            if (!res->long_refused) {
+                ngx_http_levee_limit_log(r, llcf, &limits[i], res, dry_run);
+            }
 
             if (dry_run) {
                 dry_refused = 1;
@@ -587,6 +644,11 @@ ngx_http_levee_limit_handler(ngx_http_request_t *r)
 
     levee::limit::count(limits[refused].zone->sh->outcomes[levee::limit::kRejected]);
     ctx->status = NGX_HTTP_LEVEE_LIMIT_REJECTED;
+
+    /* waiting does not shorten a key */
+    if (ctx->results[refused].long_refused) {
+        return llcf->status_code;
+    }
 
     if (ngx_http_levee_limit_retry_after(r, ctx->results[refused].reset_us) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

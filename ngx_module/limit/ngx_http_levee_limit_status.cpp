@@ -62,6 +62,27 @@ ngx_http_levee_limit_status(ngx_http_request_t *r, levee::status::PromText *out)
                     load(zones[i]->sh->first_lease_waits));
     }
 
+    out->family("levee_limit_new_keys_over_budget_total", "counter",
+                "New keys past the zone's new_keys budget, decided by the one "
+                "overflow entry they share instead of an entry each.");
+    for (i = 0; i < n; i++) {
+        out->sample("levee_limit_new_keys_over_budget_total",
+                    {{"zone", zone_name(zones[i])}},
+                    load(zones[i]->sh->new_keys_over_budget));
+    }
+
+    out->family("levee_limit_long_keys_total", "counter",
+                "Keys longer than the zone's max_key, by action: hash "
+                "(replaced by their SHA-256) or refuse.");
+    for (i = 0; i < n; i++) {
+        z = zones[i];
+        name = zone_name(z);
+        out->sample("levee_limit_long_keys_total", {{"zone", name}, {"action", "hash"}},
+                    load(z->sh->long_keys[(int) levee::limit::LongKey::kHash]));
+        out->sample("levee_limit_long_keys_total", {{"zone", name}, {"action", "refuse"}},
+                    load(z->sh->long_keys[(int) levee::limit::LongKey::kRefuse]));
+    }
+
     out->family("levee_limit_keys", "gauge", "Keys held in the zone.");
     for (i = 0; i < n; i++) {
         out->sample("levee_limit_keys", {{"zone", zone_name(zones[i])}},

@@ -78,6 +78,20 @@ def test_a_header_from_an_untrusted_address_moves_no_client(make_nginx, level, k
     assert [address for address, _ in logged(ngx)] == ["127.0.0.1"] * 4
 
 
+@pytest.mark.parametrize("kind", LIMITERS)
+def test_a_spoofed_x_forwarded_for_entry_moves_no_client_into_another_bucket(make_nginx, kind):
+    # Only the proxy (127.0.0.1) is trusted; it appends the address it saw.
+    # Alice writes Bob's address first: realip walks from the right past
+    # trusted addresses only, so her requests stay in her own bucket.
+    ngx = make_nginx(realip_conf(kind, limiter(kind, "$binary_remote_addr", burst=1), "server",
+                                 "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For; "
+                                 "real_ip_recursive on;"), ports=PORTS, workers=1)
+    spoofed = {"X-Forwarded-For": f"{BOB}, {ALICE}"}
+    got = [ngx.get("/", headers=spoofed)[0] for _ in range(3)]
+    got.append(ngx.get("/", headers={"X-Forwarded-For": BOB})[0])
+    assert got == [200, 200, 429, 200]
+    assert logged(ngx) == [(ALICE, "PASSED"), (ALICE, "PASSED"), (ALICE, "REJECTED"), (BOB, "PASSED")]
+
 
 def test_real_ip_in_the_location_gives_each_client_its_budget_in_a_global_zone(make_nginx, make_leveed):
     leveed = make_leveed()   # standalone: the buckets in leveed's memory

@@ -324,6 +324,13 @@ def test_a_full_zone_evicts_the_least_recently_used_key(make_nginx):
      'value must be between 400 and 599'),
     ("levee_limit_fail maybe;",
      'invalid value "maybe"'),
+    # an entry's key length is 16 bits
+    ("levee_limit_zone z key=$http_x_key rate=1r/s max_key=70000;",
+     'invalid max_key "max_key=70000": the longest key kept is from 1 to 65535 bytes'),
+    ("levee_limit_zone z key=$http_x_key rate=1r/s long_key=truncate;",
+     'invalid parameter "long_key=truncate"'),
+    ("levee_limit_zone z key=$http_x_key rate=1r/s new_keys=lots;",
+     'invalid new_keys "new_keys=lots"'),
 ])
 def test_bad_configuration_fails_nginx_t_with_file_line_and_reason(make_nginx, body, reason):
     n = make_nginx(body + "\nserver { listen 127.0.0.1:$back; location / { return 204; } }",
@@ -342,7 +349,8 @@ def test_a_good_configuration_passes_nginx_t(make_nginx):
            levee_limit_zone a key=$binary_remote_addr rate=100r/s burst=50 size=16m;
            levee_limit_zone b key=$http_x_user_id rate=1000r/m scope=global sync=50ms;
            levee_limit_zone c key=$http_x_user_id rate=100r/d burst=99;
-           levee_limit_zone d key=$http_x_user_id rate=500r/h;""",
+           levee_limit_zone d key=$http_x_user_id rate=500r/h;
+           levee_limit_zone e key=$http_x_user_id rate=1r/s max_key=1k long_key=refuse new_keys=10r/m;""",
         """location / { levee_limit a burst=10 delay=5; levee_limit b nodelay dry_run;
                         levee_limit c nodelay; levee_limit d burst=20;
                         levee_limit_fail closed; levee_limit_dry_run off;

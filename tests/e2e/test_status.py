@@ -82,6 +82,9 @@ def test_counts_every_worker_and_passes_promtool(stack):
         assert value(text, 'levee_limit_requests_total{zone="api",outcome="rejected"}') == 2
         assert value(text, 'levee_limit_requests_total{zone="api",outcome="delayed"}') == 0
         assert value(text, 'levee_limit_keys{zone="api"}') == 1
+        assert value(text, 'levee_limit_new_keys_over_budget_total{zone="api"}') == 0
+        assert value(text, 'levee_limit_long_keys_total{zone="api",action="hash"}') == 0
+        assert value(text, 'levee_limit_long_keys_total{zone="api",action="refuse"}') == 0
         assert value(text, 'levee_limit_shm_size_bytes{zone="api"}') == 1024 * 1024
         assert 0 < value(text, 'levee_limit_shm_used_bytes{zone="api"}') <= 1024 * 1024
         picks = sum(float(v) for v in re.findall(r'^levee_sticky_picks_total\{upstream="backend",server="[^"]+"\} (\S+)$',

@@ -133,10 +133,33 @@ zone_parameter_errors(void **state)
                      "invalid parameter \"scope=planet\"");
     levee_conf_fails(h, "levee_limit_zone one",
                      "invalid number of arguments in \"levee_limit_zone\" directive");
+    /* an entry's key length is 16 bits */
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s max_key=0",
+                     "invalid max_key \"max_key=0\": the longest key kept is from 1 to 65535 "
+                     "bytes");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s max_key=64k",
+                     "invalid max_key \"max_key=64k\": the longest key kept is from 1 to 65535 "
+                     "bytes");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s max_key=long",
+                     "invalid max_key \"max_key=long\": the longest key kept is from 1 to 65535 "
+                     "bytes");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s long_key=truncate",
+                     "invalid parameter \"long_key=truncate\"");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s new_keys=many",
+                     "invalid new_keys \"new_keys=many\": expected a rate like \"100r/s\", "
+                     "\"1000r/m\", \"500r/h\" or \"100r/d\"");
+    levee_conf_fails(h, "levee_limit_zone one key=$uri rate=1r/s new_keys=0r/s",
+                     "invalid new_keys \"new_keys=0r/s\": the supported rates are 1r/d to "
+                     "1000000r/s");
 
     assert_int_equal(levee_shm_count(), 0);
     assert_int_equal(levee_conf_directive(h, "levee_limit_zone one key=$uri rate=1r/s "
                                              "size=32k"), NGX_OK);
+    assert_int_equal(levee_conf_directive(h, "levee_limit_zone two key=$uri rate=1r/s "
+                                             "max_key=1 long_key=refuse new_keys=1r/d"), NGX_OK);
+    assert_int_equal(levee_conf_directive(h, "levee_limit_zone three key=$uri rate=1r/s "
+                                             "max_key=65535 long_key=hash new_keys=1000000r/s"),
+                     NGX_OK);
 }
 
 
