@@ -57,8 +57,8 @@ def tls_database(tmp_path):
 
 
 def probe(levee_build, leveed) -> subprocess.CompletedProcess:
-    socket_path = getattr(leveed, "admin_socket_path", None) or leveed.socket_path
-    return subprocess.run([levee_build.leveectl, "--socket", socket_path, "probe", "tls-key", "tls-value"],
+    # leveectl finds leveed's admin socket from its nginx socket
+    return subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "probe", "tls-key", "tls-value"],
                           capture_output=True, text=True, timeout=60)
 
 
