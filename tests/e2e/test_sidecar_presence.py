@@ -125,6 +125,37 @@ def test_sigterm_drains_and_spool_survives(redis_cluster, make_mongo_db, make_le
     assert doc["room"] == "lobby"
 
 
+def test_a_beat_sent_again_after_a_newer_one_does_not_move_the_room_back(redis_cluster, mongo_db, make_leveed,
+                                                                          levee_build):
+    # The module sends a batch again when its ack is lost; by then a newer
+    # beat of the user may be in the database. last_seen kept the newer time
+    # ($max) but the room was $set to the older beat's.
+    leveed = presence_leveed(make_leveed, redis_cluster, mongo_db)
+    run = os.urandom(4).hex()
+    user, marker = f"mover-{run}", f"marker-{run}"
+    now = int(time.time() * 1000)
+
+    def beat(who, room, at):
+        r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", who, room, "--at", str(at)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+
+    beat(user, "kitchen", now)
+    wait_until(lambda: mongo_db.find_one("levee", "presence", {"_id": user}), timeout=30,
+               message="the newer beat in MongoDB")
+    beat(user, "hall", now - 5000)                 # the older beat, sent again
+    beat(marker, "hall", now)                      # the spool is written in order
+    wait_until(lambda: mongo_db.find_one("levee", "presence", {"_id": marker}), timeout=30,
+               message="the beats after it in MongoDB")
+    doc = mongo_db.find_one("levee", "presence", {"_id": user})
+    assert (to_ms(doc["last_seen"]), doc["room"]) == (now, "kitchen")
+    # a newer beat still moves both
+    beat(user, "garden", now + 1000)
+    wait_until(lambda: mongo_db.find_one("levee", "presence", {"_id": user})["room"] == "garden", timeout=30,
+               message="the newest room")
+    assert to_ms(mongo_db.find_one("levee", "presence", {"_id": user})["last_seen"]) == now + 1000
+
+
 def test_indexes_are_created_with_a_ttl(redis_cluster, make_mongo_db, make_leveed):
     mongo = make_mongo_db()
     leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri,
