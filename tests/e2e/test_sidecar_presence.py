@@ -156,6 +156,33 @@ def test_a_beat_sent_again_after_a_newer_one_does_not_move_the_room_back(redis_c
     assert to_ms(mongo_db.find_one("levee", "presence", {"_id": user})["last_seen"]) == now + 1000
 
 
+def test_a_beat_its_master_could_not_replicate_is_not_acknowledged(redis_cluster, make_leveed, levee_build):
+    # WAIT 1 answered 0: the replica is frozen. Redis ran the write, but its
+    # master killed now would take it along, so leveed must not acknowledge
+    # it (the module keeps the beat and sends it again). It did.
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, metrics=True,
+                         settings={"redis_wait_replicas": 1, "redis_wait_timeout_ms": 100})
+    user = f"unreplicated-{os.urandom(4).hex()}"
+    beat = [levee_build.leveectl, "--socket", leveed.socket_path, "beat", user]
+    replicas = redis_cluster.replicas_of(redis_cluster.master_for_key(presence_key(user)))
+    assert replicas
+    for port in replicas:
+        redis_cluster.freeze_node(port)
+    try:
+        r = subprocess.run(beat, capture_output=True, text=True, timeout=30)
+    finally:
+        for port in replicas:
+            redis_cluster.thaw_node(port)
+    assert r.returncode == 1 and "ok=no" in r.stdout and "not replicated" in r.stdout, r.stdout + r.stderr
+    assert metric(leveed, 'leveed_presence_batches_total{result="unreplicated"}') == 1
+    # the client's counts are published on a timer
+    wait_until(lambda: metric(leveed, "leveed_redis_unreplicated_total") > 0, timeout=30,
+               message="leveed_redis_unreplicated_total counts the short WAIT")
+    # the same beat, sent again once the replica is back, is acknowledged
+    wait_until(lambda: subprocess.run(beat, capture_output=True, timeout=30).returncode == 0, timeout=30,
+               message="the beat acknowledged once its replica confirms it")
+
+
 def test_indexes_are_created_with_a_ttl(redis_cluster, make_mongo_db, make_leveed):
     mongo = make_mongo_db()
     leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri,
