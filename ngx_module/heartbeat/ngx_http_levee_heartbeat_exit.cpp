@@ -185,13 +185,10 @@ static ngx_int_t
 ngx_http_levee_hb_exit_hello(ngx_http_levee_hb_exit_t *x)
 {
     Levee__Frame     frame = LEVEE__FRAME__INIT;
-    Levee__Hello     hello = LEVEE__HELLO__INIT;
+    Levee__Hello     hello;
     levee::FramePtr  reply;
 
-    hello.protocol_version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
-    hello.client = (char *) "ngx_http_levee_module/" NGX_HTTP_LEVEE_VERSION;
-    hello.pid = (uint32_t) ngx_pid;
-    hello.worker = (uint32_t) ngx_worker;
+    ngx_levee_link_hello(&hello);
     frame.body_case = LEVEE__FRAME__BODY_HELLO;
     frame.hello = &hello;
 
