@@ -280,7 +280,7 @@ bool Daemon::Parts::start_redis() {
         [this](double seconds) { metrics.observe("leveed_redis_command_duration_seconds", {}, seconds); });
     // The client keeps cumulative counts; they are published as counters.
     for (const char *name : {"commands", "errors", "moved", "ask", "refused_full", "slot_refreshes", "retries",
-                             "node_commands", "node_errors", "auth_failures"}) {
+                             "node_commands", "node_errors", "auth_failures", "unreplicated"}) {
         metrics.describe(std::string("leveed_redis_") + name + "_total", "counter",
                          std::string("Redis Cluster client: ") + name + ".");
     }
@@ -364,6 +364,7 @@ void Daemon::Parts::update_gauges() {
         metrics.set("leveed_redis_slot_refreshes_total", {}, static_cast<double>(s.slot_refreshes));
         metrics.set("leveed_redis_retries_total", {}, static_cast<double>(s.retries));
         metrics.set("leveed_redis_auth_failures_total", {}, static_cast<double>(s.auth_failures));
+        metrics.set("leveed_redis_unreplicated_total", {}, static_cast<double>(s.wait_short));
         metrics.set("leveed_redis_in_flight", {}, static_cast<double>(redis->in_flight()));
         metrics.set("leveed_redis_up", {}, s.reachable ? 1 : 0);
         for (const auto &[node, counts] : s.per_node_commands_errors) {

@@ -1,5 +1,7 @@
 #include "core/limit/lease.hpp"
 
+#include <cstdint>
+
 #include "core/limit/rate_parse.hpp"
 
 namespace levee::limit {
@@ -52,7 +54,10 @@ LeaseTurn lease_turn(Entry &e, GlobalPart &g, uint32_t now_ms, uint64_t timeout_
 }
 
 bool lease_apply(Entry &e, GlobalPart &g, uint32_t granted, bool failed) {
-    g.tokens += static_cast<int32_t>(granted);
+    // granted comes off the socket: summed in 64 bits, held at what the
+    // counter can take (leveed never grants near that much)
+    const int64_t tokens = static_cast<int64_t>(g.tokens) + granted;
+    g.tokens = tokens > INT32_MAX ? INT32_MAX : static_cast<int32_t>(tokens);
     g.pending_ms = 0;
     e.flags |= kEntryLeased;
     if (failed) {

@@ -48,7 +48,8 @@ LeaseTurn lease_turn(Entry &e, GlobalPart &g, uint32_t now_ms, uint64_t timeout_
                      uint64_t refill_per_sync);
 
 // Applies leveed's answer for one key to its entry: the granted tokens are
-// added (repaying any credit spent), the outstanding request is settled and
+// added (repaying any credit spent; saturating, since `granted` comes off
+// the socket), the outstanding request is settled and
 // the key counts as leased. A failed answer takes only this key out of
 // global counting, since a failing Redis master holds only its own keys,
 // until an answer succeeds. True: the key must be asked for again at the

@@ -75,8 +75,8 @@ struct Header {
     uint64_t bytes; // chunk bytes in use
     Counters c;
     uint32_t retired; // adopted by a new table: refuses beats from then on
-    uint32_t spare;
-    hash::Seed seed; // of the chains, chosen by init(): secret from clients
+    uint32_t cycles;  // reloads that kept the table: whose workers own it now
+    hash::Seed seed;  // of the chains, chosen by init(): secret from clients
 };
 
 struct Key {
@@ -136,6 +136,10 @@ class Table {
     size_t adopt(Table &old);
 
     uint32_t next_batch(uint32_t slot) { return (++h_->next_seq << 8) | (slot & 0xff); }
+
+    // A reload kept the table: its new workers share it with the old ones,
+    // which are about to exit and leave what waits to them.
+    void next_cycle() { h_->cycles++; }
 
     const Entry *find(const Key &k) const;
     const Header &header() const { return *h_; }

@@ -3,6 +3,7 @@
  *
  *   ngx_http_levee_heartbeat_module.cpp  directives, the beat handler
  *   ngx_http_levee_heartbeat_flush.cpp   the flush timer, batches, acks
+ *   ngx_http_levee_heartbeat_exit.cpp    the last flush of a zone's last workers
  *   ngx_http_levee_heartbeat_zone.cpp    the shared zone, reload adoption
  *   ngx_http_levee_presence.cpp          levee_presence queries to leveed
  *   ngx_http_levee_presence_output.cpp   text and JSON responses
@@ -16,6 +17,7 @@ extern "C" {
 #include <ngx_http.h>
 }
 
+#include "core/presence/batch_ledger.hpp"
 #include "core/presence/presence_table.hpp"
 #include "ngx_http_levee_module.h"
 #include "ngx_levee_link.h"
@@ -81,6 +83,13 @@ ngx_http_levee_hb_table(ngx_http_levee_hb_main_conf_t *hmcf)
 ngx_int_t ngx_http_levee_hb_flush_init(ngx_cycle_t *cycle);
 void ngx_http_levee_hb_on_ack(const Levee__Frame *frame, void *data);
 void ngx_http_levee_hb_on_state(ngx_flag_t ready, void *data);
+/* Passes a batch frame to leveed and says what became of it. */
+typedef levee::presence::BatchOutcome (*ngx_http_levee_hb_sync_pt)(Levee__Frame *frame, void *data);
+ngx_int_t ngx_http_levee_hb_send_batch(ngx_log_t *log, ngx_http_levee_hb_sync_pt sync, void *data);
+ngx_flag_t ngx_http_levee_hb_last_owner(void);
+
+/* ngx_http_levee_heartbeat_exit.cpp */
+void ngx_http_levee_hb_flush_on_exit(ngx_cycle_t *cycle);
 
 /* ngx_http_levee_heartbeat_zone.cpp */
 ngx_int_t ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data);

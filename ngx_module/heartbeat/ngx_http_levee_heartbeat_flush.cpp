@@ -34,6 +34,8 @@ using levee::presence::Taken;
 static ngx_event_t       ngx_http_levee_hb_timer;
 static ngx_connection_t  ngx_http_levee_hb_dummy;
 static BatchLedger       ngx_http_levee_hb_ledger;
+/* the zone's reload count when this worker started (Table::next_cycle) */
+static uint32_t          ngx_http_levee_hb_cycles;
 
 
 static void
@@ -52,10 +54,15 @@ ngx_http_levee_hb_settle(PendingBatch *b, BatchOutcome outcome)
 }
 
 
-/* Sends one batch; NGX_DECLINED when the table had nothing to send. */
-static ngx_int_t
-ngx_http_levee_hb_send_batch(ngx_log_t *log)
+/*
+ * Sends one batch; NGX_DECLINED when the table had nothing to send. With
+ * `sync`, the batch goes through it and is settled by what it returns,
+ * instead of through the link with its ack to come.
+ */
+ngx_int_t
+ngx_http_levee_hb_send_batch(ngx_log_t *log, ngx_http_levee_hb_sync_pt sync, void *data)
 {
+    BatchOutcome                    outcome;
     u_char                         *strings, *p;
     uint32_t                        ttl_ms;
     uint64_t                        request_id;
@@ -126,6 +133,13 @@ ngx_http_levee_hb_send_batch(ngx_log_t *log)
     frame.body_case = LEVEE__FRAME__BODY_PRESENCE_BATCH;
     frame.presence_batch = &batch;
 
+    if (sync != NULL) {
+        outcome = sync(&frame, data);
+        ngx_free(records);
+        ngx_http_levee_hb_settle(&b, outcome);
+        return outcome == BatchOutcome::kAcknowledged ? NGX_OK : NGX_ERROR;
+    }
+
     rc = ngx_levee_link_send(&frame, &request_id);
 
     ngx_free(records);
@@ -187,7 +201,7 @@ ngx_http_levee_hb_tick(ngx_event_t *ev)
         ngx_shmtx_unlock(&hmcf->shpool->mutex);
 
         while (!ngx_http_levee_hb_ledger.full()) {
-            if (ngx_http_levee_hb_send_batch(ev->log) != NGX_OK) {
+            if (ngx_http_levee_hb_send_batch(ev->log, NULL, NULL) != NGX_OK) {
                 break;
             }
         }
@@ -251,6 +265,31 @@ ngx_http_levee_hb_on_state(ngx_flag_t ready, void *data)
 }
 
 
+/*
+ * Whether this exiting worker's zone dies with it: no reload since it
+ * started kept the zone for newer workers (nginx is stopping, or these are
+ * the old workers of a binary upgrade), and no resize moved it elsewhere.
+ * Then what this worker sent and has not seen acknowledged waits again.
+ */
+ngx_flag_t
+ngx_http_levee_hb_last_owner(void)
+{
+    ngx_flag_t                      last;
+    ngx_http_levee_hb_main_conf_t  *hmcf = ngx_http_levee_hb_mcf;
+
+    Table  t = ngx_http_levee_hb_table(hmcf);
+
+    ngx_shmtx_lock(&hmcf->shpool->mutex);
+    last = !t.header().retired && t.header().cycles == ngx_http_levee_hb_cycles;
+    if (last) {
+        t.requeue_slot((uint32_t) ngx_worker);
+    }
+    ngx_shmtx_unlock(&hmcf->shpool->mutex);
+
+    return last;
+}
+
+
 /* Starts the worker's flush timer, after taking over its predecessor's batches. */
 ngx_int_t
 ngx_http_levee_hb_flush_init(ngx_cycle_t *cycle)
@@ -262,6 +301,7 @@ ngx_http_levee_hb_flush_init(ngx_cycle_t *cycle)
 
     ngx_shmtx_lock(&hmcf->shpool->mutex);
     t.requeue_slot((uint32_t) ngx_worker);
+    ngx_http_levee_hb_cycles = t.header().cycles;
     ngx_shmtx_unlock(&hmcf->shpool->mutex);
 
     ngx_http_levee_hb_dummy.fd = (ngx_socket_t) -1;

@@ -33,6 +33,7 @@ static char *ngx_http_levee_hb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_levee_presence(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_levee_hb_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_levee_hb_init_process(ngx_cycle_t *cycle);
+static void ngx_http_levee_hb_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_levee_hb_commands[] = {
@@ -89,7 +90,7 @@ ngx_module_t  ngx_http_levee_heartbeat_module = {
     ngx_http_levee_hb_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_levee_hb_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -242,6 +243,15 @@ ngx_http_levee_hb_init_process(ngx_cycle_t *cycle)
     }
 
     return ngx_http_levee_hb_flush_init(cycle);
+}
+
+
+static void
+ngx_http_levee_hb_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_levee_hb_mcf != NULL && ngx_http_levee_hb_mcf->base != NULL) {
+        ngx_http_levee_hb_flush_on_exit(cycle);
+    }
 }
 
 

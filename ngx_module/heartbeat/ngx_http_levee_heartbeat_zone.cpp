@@ -86,6 +86,7 @@ ngx_http_levee_hb_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         ctx->size = octx->size;
 
         ngx_shmtx_lock(&ctx->shpool->mutex);
+        ngx_http_levee_hb_table(ctx).next_cycle();
         rc = ngx_http_levee_hb_register_ttls(ctx, shm_zone->shm.log);
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 

@@ -311,6 +311,11 @@ ngx_http_levee_limit_on_reply(const Levee__Frame *frame, void *data)
             continue;
         }
 
+        /* no key is longer: cut to 16 bits, it would name another key */
+        if (grant->key.len > 0xffff) {
+            continue;
+        }
+
         if (grant->failed) {
             failed++;
         }

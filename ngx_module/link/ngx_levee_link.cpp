@@ -418,22 +418,32 @@ ngx_levee_link_close(ngx_levee_link_t *link, ngx_uint_t reconnect)
 }
 
 
+void
+ngx_levee_link_hello(Levee__Hello *hello)
+{
+    ngx_uint_t  i;
+
+    levee__hello__init(hello);
+    hello->protocol_version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+    hello->client = (char *) "ngx_http_levee_module/" NGX_HTTP_LEVEE_VERSION;
+    hello->pid = (uint32_t) ngx_pid;
+    hello->worker = (uint32_t) ngx_worker;
+
+    /* what each capability will ask: every connection declares the same */
+    for (i = 0; i < ngx_levee_link_nhello_handlers; i++) {
+        ngx_levee_link_hello_handlers[i].handler(hello,
+                                                 ngx_levee_link_hello_handlers[i].data);
+    }
+}
+
+
 static ngx_int_t
 ngx_levee_link_send_hello(ngx_levee_link_t *link)
 {
-    ngx_uint_t    i;
     Levee__Frame  frame = LEVEE__FRAME__INIT;
-    Levee__Hello  hello = LEVEE__HELLO__INIT;
+    Levee__Hello  hello;
 
-    hello.protocol_version = LEVEE__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
-    hello.client = (char *) "ngx_http_levee_module/" NGX_HTTP_LEVEE_VERSION;
-    hello.pid = (uint32_t) ngx_pid;
-    hello.worker = (uint32_t) ngx_worker;
-
-    for (i = 0; i < ngx_levee_link_nhello_handlers; i++) {
-        ngx_levee_link_hello_handlers[i].handler(&hello,
-                                                 ngx_levee_link_hello_handlers[i].data);
-    }
+    ngx_levee_link_hello(&hello);
 
     frame.request_id = ++link->next_request_id;
     frame.body_case = LEVEE__FRAME__BODY_HELLO;

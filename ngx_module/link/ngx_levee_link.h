@@ -32,6 +32,9 @@ typedef void (*ngx_levee_link_state_pt)(ngx_flag_t ready, void *data);
 typedef void (*ngx_levee_link_hello_pt)(Levee__Hello *hello, void *data);
 
 ngx_int_t ngx_levee_link_start(ngx_cycle_t *cycle, const char *socket_path);
+/* What this worker says at hello, declarations included: also for a
+ * connection of its own. */
+void ngx_levee_link_hello(Levee__Hello *hello);
 void ngx_levee_link_stop(void);
 
 /* True once leveed accepted this worker's hello on the current connection. */

@@ -21,6 +21,35 @@ struct Newest {
     const std::string *room;
 };
 
+// After the `$max` of last_seen: a beat's room is set only where its
+// last_seen is now the document's, so a record sent again after a newer one
+// (a batch whose ack was lost) does not move the room back, as a `$set`
+// beside the `$max` did. False with `err` when the write failed.
+bool set_rooms(mongoc_collection_t *coll, const std::unordered_map<std::string, Newest> &newest, bson_error_t &err) {
+    BsonPtr bulk_opts(BCON_NEW("ordered", BCON_BOOL(false)));
+    std::unique_ptr<mongoc_bulk_operation_t, void (*)(mongoc_bulk_operation_t *)> bulk(
+        mongoc_collection_create_bulk_operation_with_opts(coll, bulk_opts.get()), mongoc_bulk_operation_destroy);
+    std::size_t n = 0;
+    for (const auto &[user, beat] : newest) {
+        if (beat.room->empty()) {
+            continue;
+        }
+        BsonPtr selector(BCON_NEW("_id", BCON_UTF8(user.c_str()), "last_seen", BCON_DATE_TIME(beat.last_seen_ms)));
+        BsonPtr update(BCON_NEW("$set", "{", "room", BCON_UTF8(beat.room->c_str()), "}"));
+        if (!mongoc_bulk_operation_update_one_with_opts(bulk.get(), selector.get(), update.get(), nullptr, &err)) {
+            return false;
+        }
+        n++;
+    }
+    if (n == 0) {
+        return true;
+    }
+    bson_t reply;
+    const bool ok = mongoc_bulk_operation_execute(bulk.get(), &reply, &err) != 0;
+    bson_destroy(&reply);
+    return ok;
+}
+
 } // namespace
 
 PresenceWriter::PresenceWriter(mongoc_client_pool_t *pool, Spool &spool, PresenceWriterOptions options,
@@ -146,9 +175,10 @@ bool PresenceWriter::write_once(bool &wrote_any) {
     BsonPtr upsert(BCON_NEW("upsert", BCON_BOOL(true)));
     for (const auto &[user, n] : newest) {
         BsonPtr selector(BCON_NEW("_id", BCON_UTF8(user.c_str())));
+        // the room of an existing user is set by set_rooms(), after this
         BsonPtr update(n.room->empty() ? BCON_NEW("$max", "{", "last_seen", BCON_DATE_TIME(n.last_seen_ms), "}")
-                                       : BCON_NEW("$max", "{", "last_seen", BCON_DATE_TIME(n.last_seen_ms), "}", "$set",
-                                                  "{", "room", BCON_UTF8(n.room->c_str()), "}"));
+                                       : BCON_NEW("$max", "{", "last_seen", BCON_DATE_TIME(n.last_seen_ms), "}",
+                                                  "$setOnInsert", "{", "room", BCON_UTF8(n.room->c_str()), "}"));
         bson_error_t err;
         if (!mongoc_bulk_operation_update_one_with_opts(bulk.get(), selector.get(), update.get(), upsert.get(), &err)) {
             log::error("mongo_bulk_build_failed", {{"user", user}, {"error", err.message}});
@@ -157,7 +187,7 @@ bool PresenceWriter::write_once(bool &wrote_any) {
     }
     bson_t reply;
     bson_error_t err;
-    const bool ok = mongoc_bulk_operation_execute(bulk.get(), &reply, &err) != 0;
+    const bool ok = mongoc_bulk_operation_execute(bulk.get(), &reply, &err) != 0 && set_rooms(coll.get(), newest, err);
     bson_destroy(&reply);
     if (!ok) {
         metrics_.inc("leveed_mongo_batches_total", {{"result", "error"}});

@@ -280,11 +280,16 @@ void ClusterClient::handle_command_reply(NodeConnection &node, Command &c, const
         request_refresh();
         return;
     }
-    if (opts_.wait_replicas > 0 && replicas_acked < opts_.wait_replicas && !reply->is_error()) {
-        ++stats_.wait_short;
-    }
     if (reply->is_error()) {
         ++stats_.per_node_commands_errors[node.name()].second;
+    }
+    // -1: no WAIT followed it (sent before a reload turned WAIT on)
+    if (replicas_acked >= 0 && replicas_acked < opts_.wait_replicas && !reply->is_error()) {
+        ++stats_.wait_short;
+        Reply copy = *reply;
+        copy.unreplicated = true;
+        complete(c.id, copy);
+        return;
     }
     complete(c.id, *reply);
 }

@@ -43,10 +43,12 @@ struct ClusterOptions {
     int max_retry_ms = 15000; // total time a command keeps retrying across failover before failing upward
     // > 0: a `WAIT wait_replicas wait_timeout_ms` follows each pipelined
     // batch on a connection, and the batch's replies are reported only once
-    // it answers. Fewer replicas than asked still report success but count
-    // in stats().wait_short. A master without replicas (after a failover,
-    // until the old master rejoins) then answers one batch per
-    // wait_timeout_ms per connection: keep it short.
+    // it answers. A reply that fewer replicas than asked confirmed is
+    // reported with Reply::unreplicated set (Redis ran it: retrying would not
+    // replicate it) and counts in stats().wait_short; each caller decides
+    // what that means. A master without replicas (after a failover, until
+    // the old master rejoins) then answers one batch per wait_timeout_ms per
+    // connection: keep it short.
     int wait_replicas = 0;
     int wait_timeout_ms = 200;
     int refresh_min_interval_ms = 100; // rate limit of CLUSTER SLOTS refreshes
@@ -70,7 +72,7 @@ struct ClusterStats {
     uint64_t retries = 0;           // attempts parked for a retry
     uint64_t timeouts = 0;          // connections dropped for an unanswered command or connect
     uint64_t connection_errors = 0; // connections lost otherwise
-    uint64_t wait_short = 0;        // replies reported although WAIT saw fewer replicas
+    uint64_t wait_short = 0;        // replies reported unreplicated: WAIT saw fewer replicas than asked
     uint64_t auth_failures = 0;     // connections whose AUTH a node refused
     // The last command completed with a reply from Redis (even an error
     // reply), not with the client giving up: the cluster is reachable.

@@ -18,6 +18,10 @@ std::string limit_bucket(std::string_view zone, std::string_view key, std::uint6
     return tagged(kLimitPrefix, tag) + ":" + std::to_string(period_us) + ":" + std::to_string(capacity);
 }
 
+std::string limit_leases(std::string_view bucket) {
+    return std::string(bucket) + ":leases";
+}
+
 std::string presence_bucket(std::uint16_t bucket, std::int64_t ttl_ms) {
     return tagged(kPresencePrefix, "b" + std::to_string(bucket)) + ":" + std::to_string(ttl_ms);
 }

@@ -35,6 +35,11 @@ inline constexpr std::string_view kProbePrefix = "levee:probe:";
 // new rate live on one slot, one master.
 std::string limit_bucket(std::string_view zone, std::string_view key, std::uint64_t period_us, std::uint32_t capacity);
 
+// The bucket's lease ledger: "BUCKET:leases", a HASH of each leveed's last
+// lease of it (lua/limit_lease.lua), so that a lease sent again after an
+// unknown outcome is answered its first grant instead of spending twice.
+std::string limit_leases(std::string_view bucket);
+
 // The online set of a presence bucket's users who beat with one ttl:
 // "levee:presence:{bBUCKET}:TTL_MS", a ZSET scored by when each expires.
 // The tag is the bucket alone: all of a bucket's users share a slot, so one

@@ -401,8 +401,10 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
     case Kind::Wait: {
         // Every held reply came before this WAIT on the wire, so WAIT's
         // answer covers all of them.
-        const int acked = r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1;
-        if (acked < 0) {
+        // A failed WAIT (an error: the node is no longer a master) confirms
+        // no replica.
+        const int acked = r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : 0;
+        if (r->type != REDIS_REPLY_INTEGER) {
             log::warn("redis_wait_failed", {{"node", self->name_}, {"reply", r->str ? r->str : ""}});
         }
         self->wait_in_flight_ = false;

@@ -57,7 +57,8 @@ class NodeConnection {
         // `reply` null: the fate of the command is unknown: the connection
         // was lost or timed out before it was answered (or, with WAIT on,
         // before WAIT answered). `replicas_acked` is WAIT's count for a held
-        // reply, -1 when WAIT is off or failed.
+        // reply (0 when the WAIT itself failed: no replica is known to have
+        // it), -1 for a reply no WAIT followed.
         //
         // May run inside a hiredis callback: the handler may send() on any
         // connection, but must not destroy one.

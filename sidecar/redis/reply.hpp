@@ -17,6 +17,12 @@ struct Reply {
     long long integer = 0;
     std::string str; // String, Status and Error
     std::vector<Reply> elements;
+    // Set by the cluster client on a reply that a WAIT followed and that
+    // fewer replicas than `wait_replicas` confirmed (or the WAIT failed):
+    // Redis ran the command, but its master may still take it along if it
+    // dies before replicating. Callers that promise durability treat it as
+    // not done; the reply itself is Redis's.
+    bool unreplicated = false;
 
     static Reply from_hiredis(const redisReply &r);
     static Reply error(std::string message);

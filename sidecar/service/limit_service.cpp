@@ -1,7 +1,9 @@
 #include "limit_service.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
+#include <random>
 #include <vector>
 
 #include "cluster_client.hpp"
@@ -74,6 +76,13 @@ void on_deadline(evutil_socket_t, short, void *arg) {
     st->expire(*st);
 }
 
+std::string random_owner() {
+    std::random_device rd;
+    char out[17];
+    std::snprintf(out, sizeof out, "%08x%08x", rd(), rd());
+    return out;
+}
+
 std::int64_t now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
@@ -82,7 +91,7 @@ std::int64_t now_us() {
 } // namespace
 
 LimitService::LimitService(redis::ClusterClient *redis, Metrics &metrics, event_base *base, int deadline_ms)
-    : redis_(redis), metrics_(metrics), base_(base), deadline_ms_(deadline_ms) {
+    : redis_(redis), metrics_(metrics), base_(base), deadline_ms_(deadline_ms), lease_owner_(random_owner()) {
     if (redis_ != nullptr) {
         script_ = std::make_unique<redis::Script>(*redis_, lua::limit_lease());
     }
@@ -233,7 +242,9 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
 
         // Pipelined by the cluster client: one round trip per node, not per key.
         const bool queued = script_->run(
-            {g.bucket}, {std::to_string(e.period_us), std::to_string(e.capacity), std::to_string(e.want)},
+            {g.bucket, redis::keys::limit_leases(g.bucket)},
+            {std::to_string(e.period_us), std::to_string(e.capacity), std::to_string(e.want), lease_owner_,
+             std::to_string(++next_lease_)},
             [this, st, i, one_done](const redis::Reply &r) {
                 Grant &g = st->grants[i];
                 g.answered = true;

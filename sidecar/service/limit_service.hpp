@@ -62,6 +62,11 @@ class LimitService {
     // Tokens Redis granted after the lease's deadline: taken from the
     // global bucket, so handed out with the next lease of that bucket.
     std::unordered_map<std::string, std::uint32_t> late_;
+    // A lease's id in the bucket's ledger (lua/limit_lease.lua): this
+    // process, drawn at random, and a number. The cluster client sends a
+    // command again, id included, when it cannot know whether it ran.
+    std::string lease_owner_;
+    std::uint64_t next_lease_ = 0;
 };
 
 } // namespace levee

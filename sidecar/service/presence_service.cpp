@@ -43,8 +43,9 @@ struct BatchState {
     std::uint32_t records;
     std::size_t pending;
     Reply reply;
-    std::string error;      // the first error worth sending the batch again for
-    std::string lost_error; // the first permanent one (is_permanent)
+    std::string error;         // the first error worth sending the batch again for
+    bool unreplicated = false; // that error is a WAIT that saw too few replicas
+    std::string lost_error;    // the first permanent one (is_permanent)
     std::uint64_t lost_users = 0;
     std::uint64_t lost_members = 0;
 };
@@ -67,7 +68,8 @@ PresenceService::PresenceService(redis::ClusterClient *redis, Spool *spool, Docu
     metrics_.describe("leveed_presence_batches_total", "counter",
                       "Presence batches answered, by result (ok; partial: acknowledged although Redis refused some "
                       "of it for good, see leveed_presence_lost_total; error: failed, the module sends it again; "
-                      "invalid).");
+                      "unreplicated: failed because WAIT saw fewer replicas than redis_wait_replicas, sent again "
+                      "too; invalid).");
     metrics_.describe("leveed_presence_queries_total", "counter", "Presence queries answered, by kind and result.");
     metrics_.describe("leveed_presence_offline_lookups_total", "counter",
                       "Database lookups of offline users' last_seen, by result (ok, error, timeout, skipped: "
@@ -101,7 +103,7 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
     }
 
     // Pending: this call, the spool, and (added below) each Redis command.
-    auto st = std::make_shared<BatchState>(BatchState{request_id, n, 2, std::move(reply), "", "", 0, 0});
+    auto st = std::make_shared<BatchState>(BatchState{request_id, n, 2, std::move(reply), "", false, "", 0, 0});
     auto finish_one = [this, st] {
         if (--st->pending > 0) {
             return;
@@ -113,7 +115,7 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
         if (ok) {
             loss_.settle(st->lost_users, st->lost_members, st->lost_error, wall_ms());
         }
-        const char *result = !ok ? "error" : lost ? "partial" : "ok";
+        const char *result = !ok ? (st->unreplicated ? "unreplicated" : "error") : lost ? "partial" : "ok";
         metrics_.inc("leveed_presence_records_total", {{"result", result}}, st->records);
         metrics_.inc("leveed_presence_batches_total", {{"result", result}});
         send_ack(st->reply, st->request_id, ok, st->records, st->error);
@@ -192,6 +194,11 @@ void PresenceService::handle(std::uint64_t request_id, const Levee__PresenceBatc
                 }
             } else if (answer.is_error() && st->error.empty()) {
                 st->error = "redis: " + answer.str;
+            } else if (answer.unreplicated && st->error.empty()) {
+                // Acknowledged, a master killed now could take these beats
+                // with it: the module keeps them and sends them again.
+                st->error = "redis: not replicated: WAIT saw fewer replicas than redis_wait_replicas";
+                st->unreplicated = true;
             }
             finish_one();
         };

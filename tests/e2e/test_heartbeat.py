@@ -340,6 +340,34 @@ def test_a_room_of_6000_users_backlogged_while_leveed_was_away_all_reach_redis(r
     assert metric(leveed, 'leveed_presence_batches_total{result="error"}') == 0
 
 
+def test_beats_waiting_when_nginx_stops_are_sent_by_the_exiting_workers(redis_cluster, make_leveed, make_nginx):
+    # The zone dies with the master: beats answered 204 and not yet flushed
+    # were lost by every stop (flush=60s: nothing is flushed before it). The
+    # last workers now send them over a connection of their own; workers a
+    # reload replaced leave them to their successors, which share the zone.
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds)
+    ngx = start_nginx(make_nginx, leveed.socket_path, flush="60s")
+    wait_linked(leveed, ngx)
+    run = uuid.uuid4().hex[:8]
+    users = [f"stop-{run}-{i}" for i in range(100)]
+    for u in users:
+        assert get(ngx, f"/hb?u={u}&room=r-{run}")[0] == 204
+    assert stats(ngx)["waiting"] == len(users)
+
+    old = ngx.worker_pids()
+    ngx.reload()
+    wait_until(lambda: not set(old) & set(ngx.worker_pids()), timeout=15, message="the old workers gone")
+    assert "exiting with nobody to take over" not in ngx.error_log()
+    assert stats(ngx)["waiting"] == len(users), "what waits stays for the new workers"
+
+    ngx._stop()
+    missing = [u for u in users
+               if not redis_cluster.cli(redis_cluster.master_for_key(presence_key(u)), "ZSCORE", presence_key(u), u)]
+    assert not missing, f"{len(missing)} of {len(users)} beats lost at the stop, e.g. {missing[:3]}"
+    assert re.search(r"exiting with nobody to take over the zone: \d+ beats waited, [1-9]\d* batches "
+                     r"acknowledged by leveed, 0 left", ngx.error_log())
+
+
 def test_a_beat_is_in_redis_within_1s_at_p99(redis_cluster, make_leveed, make_nginx):
     leveed = make_leveed(redis_seeds=redis_cluster.seeds, log_level="info")
     ngx = start_nginx(make_nginx, leveed.socket_path)

@@ -144,3 +144,22 @@ def test_two_rates_of_one_key_never_share_a_bucket(redis):
     now_us = int(redis.cli("TIME").split()[0]) * 1_000_000
     assert tat_old - now_us > 250_000_000    # 5 periods of 60 s ahead
     assert tat_new - now_us < 2_000_000      # 5 periods of 100 ms ahead
+
+
+def test_a_lease_sent_again_with_its_id_spends_once(redis):
+    # leveed sends a lease again when the connection to Redis was lost after
+    # sending it: the first may have run. With the same id the script answers
+    # the first grant; without it the bucket was charged twice and one grant lost.
+    key = bucket("k6", 1_000_000, 30)
+    leases = key + ":leases"
+    assert redis.script("limit_lease", [key, leases], [1_000_000, 30, 12, "leveed-a", 1]) == "12"
+    tat = redis.cli("GET", key)
+    assert redis.script("limit_lease", [key, leases], [1_000_000, 30, 12, "leveed-a", 1]) == "12"
+    assert redis.cli("GET", key) == tat, "the retry spent again"
+    # a new lease of the same leveed spends, and so does another leveed's lease
+    # with the same number
+    assert redis.script("limit_lease", [key, leases], [1_000_000, 30, 12, "leveed-a", 2]) == "12"
+    assert int(redis.script("limit_lease", [key, leases], [1_000_000, 30, 12, "leveed-b", 2])) in (6, 7)
+    assert redis.cli("HGET", leases, "leveed-a") == "2:12"
+    # the ledger outlives leveed's retries (15 s), not much more
+    assert 25_000 < int(redis.cli("PTTL", leases)) <= 30_000

@@ -148,6 +148,64 @@ def test_spool_fsync_always_acknowledges_synced_batches_and_drains(redis_cluster
     assert "drained" in leveed.log() and "spool_sync_failed" not in leveed.log()
 
 
+def test_a_beat_sent_again_after_a_newer_one_does_not_move_the_room_back(redis_cluster, mongo_db, make_leveed,
+                                                                          levee_build):
+    # The module sends a batch again when its ack is lost; by then a newer
+    # beat of the user may be in the database. last_seen kept the newer time
+    # ($max) but the room was $set to the older beat's.
+    leveed = presence_leveed(make_leveed, redis_cluster, mongo_db)
+    run = os.urandom(4).hex()
+    user, marker = f"mover-{run}", f"marker-{run}"
+    now = int(time.time() * 1000)
+
+    def beat(who, room, at):
+        r = subprocess.run([levee_build.leveectl, "--socket", leveed.socket_path, "beat", who, room, "--at", str(at)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "ok=yes" in r.stdout, r.stdout + r.stderr
+
+    beat(user, "kitchen", now)
+    wait_until(lambda: mongo_db.find_one("levee", "presence", {"_id": user}), timeout=30,
+               message="the newer beat in MongoDB")
+    beat(user, "hall", now - 5000)                 # the older beat, sent again
+    beat(marker, "hall", now)                      # the spool is written in order
+    wait_until(lambda: mongo_db.find_one("levee", "presence", {"_id": marker}), timeout=30,
+               message="the beats after it in MongoDB")
+    doc = mongo_db.find_one("levee", "presence", {"_id": user})
+    assert (to_ms(doc["last_seen"]), doc["room"]) == (now, "kitchen")
+    # a newer beat still moves both
+    beat(user, "garden", now + 1000)
+    wait_until(lambda: mongo_db.find_one("levee", "presence", {"_id": user})["room"] == "garden", timeout=30,
+               message="the newest room")
+    assert to_ms(mongo_db.find_one("levee", "presence", {"_id": user})["last_seen"]) == now + 1000
+
+
+def test_a_beat_its_master_could_not_replicate_is_not_acknowledged(redis_cluster, make_leveed, levee_build):
+    # WAIT 1 answered 0: the replica is frozen. Redis ran the write, but its
+    # master killed now would take it along, so leveed must not acknowledge
+    # it (the module keeps the beat and sends it again). It did.
+    leveed = make_leveed(redis_seeds=redis_cluster.seeds, metrics=True,
+                         settings={"redis_wait_replicas": 1, "redis_wait_timeout_ms": 100})
+    user = f"unreplicated-{os.urandom(4).hex()}"
+    beat = [levee_build.leveectl, "--socket", leveed.socket_path, "beat", user]
+    replicas = redis_cluster.replicas_of(redis_cluster.master_for_key(presence_key(user)))
+    assert replicas
+    for port in replicas:
+        redis_cluster.freeze_node(port)
+    try:
+        r = subprocess.run(beat, capture_output=True, text=True, timeout=30)
+    finally:
+        for port in replicas:
+            redis_cluster.thaw_node(port)
+    assert r.returncode == 1 and "ok=no" in r.stdout and "not replicated" in r.stdout, r.stdout + r.stderr
+    assert metric(leveed, 'leveed_presence_batches_total{result="unreplicated"}') == 1
+    # the client's counts are published on a timer
+    wait_until(lambda: metric(leveed, "leveed_redis_unreplicated_total") > 0, timeout=30,
+               message="leveed_redis_unreplicated_total counts the short WAIT")
+    # the same beat, sent again once the replica is back, is acknowledged
+    wait_until(lambda: subprocess.run(beat, capture_output=True, timeout=30).returncode == 0, timeout=30,
+               message="the beat acknowledged once its replica confirms it")
+
+
 def test_indexes_are_created_with_a_ttl(redis_cluster, make_mongo_db, make_leveed):
     mongo = make_mongo_db()
     leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri,

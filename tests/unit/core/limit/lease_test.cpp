@@ -60,6 +60,36 @@ TEST(LeaseApply, AFailedGrantTakesTheKeyOutOfGlobalCountingAndAsksAgain) {
     EXPECT_TRUE(k.e.flags & kEntryDirty); // other flags are left alone
 }
 
+// `granted` comes off the socket from leveed. Added as an int32_t, a grant
+// above INT32_MAX turned negative and one that filled the counter overflowed
+// it (signed overflow: undefined behaviour, which UBSan reports here on the
+// old code). Tokens held saturate instead.
+TEST(LeaseApply, AGrantBeyondWhatTheCounterHoldsSaturates) {
+    Key over;
+    over.g.tokens = 5;
+    EXPECT_FALSE(lease_apply(over.e, over.g, INT32_MAX, false));
+    EXPECT_EQ(over.g.tokens, INT32_MAX);
+
+    Key k;
+    k.g.tokens = 5;
+    EXPECT_FALSE(lease_apply(k.e, k.g, 0x80000000u, false));
+    EXPECT_EQ(k.g.tokens, INT32_MAX);
+    EXPECT_FALSE(lease_apply(k.e, k.g, 1, false));
+    EXPECT_EQ(k.g.tokens, INT32_MAX);
+
+    Key full;
+    full.g.tokens = INT32_MAX - 1;
+    EXPECT_FALSE(lease_apply(full.e, full.g, UINT32_MAX, false));
+    EXPECT_EQ(full.g.tokens, INT32_MAX);
+
+    Key owing; // spent its credit ahead of the grant
+    owing.g.tokens = -kLeaseCredit;
+    EXPECT_FALSE(lease_apply(owing.e, owing.g, UINT32_MAX, false));
+    EXPECT_EQ(owing.g.tokens, INT32_MAX);
+    EXPECT_TRUE(lease_apply(owing.e, owing.g, 0, true));
+    EXPECT_EQ(owing.g.tokens, INT32_MAX);
+}
+
 TEST(LeaseApply, ASuccessfulGrantBringsAFailedKeyBack) {
     Key k;
     k.e.flags = kEntryUnavailable | kEntryLeased | kEntryDirty;

@@ -25,6 +25,9 @@ class FakeNode {
 public:
     using Command = std::vector<std::string>;
     using Answer = std::function<std::string(const Command &)>;
+    // An answer that closes the connection instead, after the command was
+    // read: its sender cannot know whether it ran.
+    static constexpr const char *kHangUp = "\x01hang up";
 
     FakeNode(event_base *base, Answer answer) : base_(base), answer_(std::move(answer)) {
         listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -105,7 +108,14 @@ private:
         Command cmd;
         while (parse(conn->in, cmd)) {
             conn->commands.push_back(cmd);
-            out += conn->node->answer_(cmd);
+            const std::string answer = conn->node->answer_(cmd);
+            if (answer == kHangUp) {
+                conn->ev.reset();
+                ::close(conn->fd);
+                conn->fd = -1;
+                return;
+            }
+            out += answer;
         }
         // Small answers to a local peer: one blocking-enough write.
         if (!out.empty() && ::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {

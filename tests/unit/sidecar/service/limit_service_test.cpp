@@ -1,10 +1,17 @@
 // LimitService without Redis (standalone leveed): leases come from one
-// in-process GCRA bucket per (zone, key), each token granted once.
+// in-process GCRA bucket per (zone, key), each token granted once. With a
+// fake Redis node: what a lease sends, also when it is sent again.
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <event2/event.h>
 #include <gtest/gtest.h>
 
+#include "../net/server_fixture.hpp"
+#include "../redis/fake_node.hpp"
+#include "cluster_client.hpp"
+#include "keys.hpp"
 #include "metrics.hpp"
 #include "service/limit_service.hpp"
 
@@ -101,6 +108,63 @@ TEST(LimitService, ALeaseWithParametersNoZoneCanDeclareFails) {
     EXPECT_NE(bad.error.find("invalid lease"), std::string::npos) << bad.error;
     EXPECT_EQ(metrics.value("leveed_limit_leases_total", {{"result", "invalid"}}), 1);
     EXPECT_EQ(lease(svc, {{"mallory", 3}}, 60000000, 5).grants[0].second, 3u) << "a valid lease is untouched";
+}
+
+std::string bulk(const std::string &s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
+
+// The connection to Redis is lost after the lease went out: it may or may
+// not have run, so the cluster client sends it again. Both carry the same
+// lease id, with which lua/limit_lease.lua answers the first grant instead
+// of taking the tokens twice (tests/e2e/test_lua_scripts.py); without an id
+// the retry spent a second time and the first grant was lost.
+TEST(LimitService, ALeaseSentAgainAfterAnUnknownOutcomeCarriesTheSameId) {
+    using redis::testing::FakeNode;
+    testing::BasePtr base(event_base_new());
+    int port = 0;
+    int evalshas = 0;
+    FakeNode node(base.get(), [&](const FakeNode::Command &c) -> std::string {
+        if (c[0] == "CLUSTER") {
+            return "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n" + bulk("127.0.0.1") + ":" + std::to_string(port) +
+                   "\r\n";
+        }
+        return ++evalshas == 1 ? std::string(FakeNode::kHangUp) : std::string(":3\r\n");
+    });
+    port = node.port();
+    redis::ClusterOptions opts;
+    opts.retry_backoff_min_ms = 1;
+    opts.retry_backoff_max_ms = 5;
+    redis::ClusterClient client(base.get(), {{"127.0.0.1", port}}, opts);
+    bool ready = false;
+    client.start([&](bool, const std::string &) { ready = true; });
+    ASSERT_TRUE(testing::run_until(base.get(), [&] { return ready; }));
+
+    Metrics metrics;
+    LimitService svc(&client, metrics);
+    Granted first = lease(svc, {{"alice", 5}}, 100000, 10);
+    ASSERT_TRUE(testing::run_until(base.get(), [&] { return !first.grants.empty(); }));
+    EXPECT_EQ(first.grants[0].second, 3u) << first.error;
+    Granted second = lease(svc, {{"alice", 5}}, 100000, 10);
+    ASSERT_TRUE(testing::run_until(base.get(), [&] { return !second.grants.empty(); }));
+
+    std::vector<FakeNode::Command> sent;
+    for (const auto &conn : node.received()) {
+        for (const auto &c : conn) {
+            if (c[0] == "EVALSHA") {
+                sent.push_back(c);
+            }
+        }
+    }
+    ASSERT_EQ(sent.size(), 3u);
+    const std::string bucket = redis::keys::limit_bucket("z", "alice", 100000, 10);
+    // EVALSHA sha 2 bucket ledger period capacity want owner seq
+    ASSERT_EQ(sent[0].size(), 10u);
+    EXPECT_EQ(sent[0][2], "2");
+    EXPECT_EQ(sent[0][3], bucket);
+    EXPECT_EQ(sent[0][4], bucket + ":leases");
+    EXPECT_EQ(sent[1], sent[0]) << "the retry is the same lease";
+    ASSERT_EQ(sent[2].size(), 10u);
+    EXPECT_EQ(sent[2][8], sent[0][8]) << "one leveed, one owner";
+    EXPECT_NE(sent[2][9], sent[0][9]) << "a new lease, a new number";
 }
 
 } // namespace

@@ -306,7 +306,7 @@ std::string bulk(const std::string &s) { return "$" + std::to_string(s.size()) +
 
 class PresenceServiceWithRedis : public ::testing::Test {
   protected:
-    void start(FakeNode::Answer answer) {
+    void start(FakeNode::Answer answer, redis::ClusterOptions opts = {}) {
         // port_ is set before the client asks for the slots.
         node_ = std::make_unique<FakeNode>(base_.get(), [this, answer](const FakeNode::Command &c) {
             if (c[0] == "CLUSTER") {
@@ -316,7 +316,8 @@ class PresenceServiceWithRedis : public ::testing::Test {
             return answer(c);
         });
         port_ = node_->port();
-        client_ = std::make_unique<redis::ClusterClient>(base_.get(), std::vector<redis::HostPort>{{"127.0.0.1", port_}});
+        client_ =
+            std::make_unique<redis::ClusterClient>(base_.get(), std::vector<redis::HostPort>{{"127.0.0.1", port_}}, opts);
         bool ready = false, ok = false;
         client_->start([&](bool r, const std::string &) { ready = true, ok = r; });
         ASSERT_TRUE(run_until(base_.get(), [&] { return ready; }));
@@ -409,6 +410,37 @@ TEST_F(PresenceServiceWithRedis, ARedisErrorFailsTheAckWithRedisWords) {
     EXPECT_FALSE(ack.ok);
     EXPECT_EQ(ack.error, "redis: OOM command not allowed");
     EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "error"}}), 1);
+}
+
+// WAIT 1 answered 0 (the replica is frozen or gone): Redis ran every
+// command, but a master killed now takes the beats with it, so the batch is
+// not acknowledged and the module keeps it. Acknowledging it broke the
+// promise that a beat answered 204 survives a master's death.
+TEST_F(PresenceServiceWithRedis, ABatchFewerReplicasThanAskedConfirmedIsNotAcknowledged) {
+    int replicas = 0;
+    redis::ClusterOptions opts;
+    opts.wait_replicas = 1;
+    opts.wait_timeout_ms = 50;
+    start([&replicas](const FakeNode::Command &c) {
+        return c[0] == "WAIT" ? ":" + std::to_string(replicas) + "\r\n" : std::string(":1\r\n");
+    }, opts);
+    Metrics metrics;
+    PresenceService svc(client_.get(), nullptr, nullptr, base_.get(), metrics, 1);
+    Ack ack;
+    svc.handle(8, BatchFrame({{"alice", "lobby", 1000}}).batch, ack_into(ack));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return ack.got; }));
+    EXPECT_FALSE(ack.ok);
+    EXPECT_EQ(ack.error, "redis: not replicated: WAIT saw fewer replicas than redis_wait_replicas");
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "unreplicated"}}), 1);
+    EXPECT_EQ(client_->stats().wait_short, client_->stats().commands);
+
+    // the same batch again, once the replica confirms it
+    replicas = 1;
+    Ack again;
+    svc.handle(9, BatchFrame({{"alice", "lobby", 1000}}).batch, ack_into(again));
+    ASSERT_TRUE(run_until(base_.get(), [&] { return again.got; }));
+    EXPECT_TRUE(again.ok) << again.error;
+    EXPECT_EQ(metrics.value("leveed_presence_batches_total", {{"result", "ok"}}), 1);
 }
 
 // A write that Redis refuses for good (here the script error that a room of
