@@ -381,10 +381,10 @@ bool PresenceWriter::write_once(bool &wrote_any) {
     std::vector<const Entry *> valid;
     valid.reserve(newest.size());
     for (const auto &entry : newest) {
-        // Neither libmongoc (it checks the update, not the selector) nor every
-        // server refuses a string that is not UTF-8 (SecantusDB refuses the
-        // whole command): refuse it here, the same for all, and with embedded
-        // NULs, which a C string would cut short.
+        // No BSON string may be other than UTF-8, but libmongoc 1.23 sends
+        // such a user or room as it is, and SecantusDB then refuses the whole
+        // command, every time: refuse it here, the same for every database,
+        // and with embedded NULs, which a C string would cut short.
         if (bson_utf8_validate(entry.first.data(), entry.first.size(), false) &&
             bson_utf8_validate(entry.second.room->data(), entry.second.room->size(), false)) {
             valid.push_back(&entry);

@@ -87,8 +87,9 @@ def test_without_ttl_indexes_leveed_says_so_once_and_keeps_writing(redis_cluster
 
 def test_a_record_that_is_not_utf8_is_lost_alone_not_with_the_records_behind_it(
         redis_cluster, make_mongo_db, make_leveed, levee_build):
-    """libmongoc refuses to build an update whose room is not UTF-8; the
-    writer gave up the whole batch on it, every round, for good."""
+    """libmongoc sends a user or room that is not UTF-8 as it is, and
+    SecantusDB refuses the whole command ("invalid BSON in body"): the batch
+    failed every round, for good, and nothing behind it was written."""
     mongo = make_mongo_db()
     leveed = writer(make_leveed, redis_cluster, mongo)
     beat(levee_build, leveed, "bad-room", b"lobby-\xff\xfe")
