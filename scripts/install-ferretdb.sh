@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds FerretDB (MongoDB wire protocol over SQLite), the second database the
 # MongoDB-facing e2e tests run against, from the Go module proxy into
-# $LEVEE_TOOLS_DIR/ferretdb/bin/ferretdb. Skipped when that binary is there.
+# $LEVEE_TOOLS_DIR/ferretdb/bin/ferretdb. Skipped when that binary is there
+# in this version.
 #
 # `go install` alone gives a binary that panics at start: FerretDB embeds
 # build/version/version.txt, which the module zip does not carry. So the
@@ -18,8 +19,8 @@ fail() {
     exit 1
 }
 
-if [ -x "$dest" ]; then
-    echo "install-ferretdb: ok ($dest present)"
+if [ -x "$dest" ] && [ "$("$dest" --version 2>/dev/null | sed -n 's/^version: //p')" = "$FERRETDB_VERSION" ]; then
+    echo "install-ferretdb: ok ($dest $FERRETDB_VERSION present)"
     exit 0
 fi
 
