@@ -47,7 +47,8 @@ BulkAnswer read_bulk_answer(const bson_t *reply, std::size_t operations) {
     if (bson_iter_init_find(&it, reply, "errorLabels") && BSON_ITER_HOLDS_ARRAY(&it) &&
         bson_iter_recurse(&it, &labels)) {
         while (bson_iter_next(&labels)) {
-            if (BSON_ITER_HOLDS_UTF8(&labels) && std::string(bson_iter_utf8(&labels, nullptr)) == "RetryableWriteError") {
+            if (BSON_ITER_HOLDS_UTF8(&labels) &&
+                std::string(bson_iter_utf8(&labels, nullptr)) == "RetryableWriteError") {
                 a.retryable_label = true;
             }
         }
@@ -68,10 +69,10 @@ BulkAnswer read_bulk_answer(const bson_t *reply, std::size_t operations) {
             }
             bson_iter_t msg;
             const std::int64_t index = int_field(&doc, "index");
-            a.write_errors.push_back(
-                {index < 0 ? operations : static_cast<std::size_t>(index), int_field(&doc, "code"),
-                 bson_iter_init_find(&msg, &doc, "errmsg") && BSON_ITER_HOLDS_UTF8(&msg) ? bson_iter_utf8(&msg, nullptr)
-                                                                                          : ""});
+            a.write_errors.push_back({index < 0 ? operations : static_cast<std::size_t>(index), int_field(&doc, "code"),
+                                      bson_iter_init_find(&msg, &doc, "errmsg") && BSON_ITER_HOLDS_UTF8(&msg)
+                                          ? bson_iter_utf8(&msg, nullptr)
+                                          : ""});
         }
     }
     return a;
@@ -224,8 +225,7 @@ bool PresenceWriter::prepare_collection() {
     return true;
 }
 
-bool PresenceWriter::create_ttl_index(mongoc_client_t *client, std::string &error, std::int64_t &code,
-                                      bool &reached) {
+bool PresenceWriter::create_ttl_index(mongoc_client_t *client, std::string &error, std::int64_t &code, bool &reached) {
     BsonPtr create(BCON_NEW("createIndexes", BCON_UTF8(options_.collection.c_str()), "indexes", "[", "{", "key", "{",
                             "last_seen", BCON_INT32(1), "}", "name", BCON_UTF8(kTtlIndexName), "expireAfterSeconds",
                             BCON_INT32(static_cast<int32_t>(options_.ttl_s)), "}", "]"));
@@ -276,8 +276,8 @@ bool PresenceWriter::prepare_ttl_index() {
         // drop what is in the way, by our name and by our key, and create it again.
         log::warn("mongo_ttl_index_recreated",
                   {{"collection", options_.collection}, {"ttl_s", options_.ttl_s}, {"collmod_error", err.message}});
-        BsonPtr by_name(BCON_NEW("dropIndexes", BCON_UTF8(options_.collection.c_str()), "index",
-                                 BCON_UTF8(kTtlIndexName)));
+        BsonPtr by_name(
+            BCON_NEW("dropIndexes", BCON_UTF8(options_.collection.c_str()), "index", BCON_UTF8(kTtlIndexName)));
         BsonPtr by_key(BCON_NEW("dropIndexes", BCON_UTF8(options_.collection.c_str()), "index", "{", "last_seen",
                                 BCON_INT32(1), "}"));
         for (const BsonPtr *cmd : {&by_name, &by_key}) {
@@ -304,8 +304,7 @@ bool PresenceWriter::prepare_ttl_index() {
                    {"do", "delete documents with last_seen older than " + ttl +
                               " s yourself (docs/leveed.md), or use a database with TTL indexes"}});
         return true;
-    case IndexFailure::kFailed:
-        break;
+    case IndexFailure::kFailed: break;
     }
     metrics_.set("leveed_mongo_ttl_index", {}, 0);
     log::warn("mongo_ttl_index_failed",
@@ -319,9 +318,9 @@ bool PresenceWriter::prepare_ttl_index() {
 
 void PresenceWriter::lose(const std::string &user, std::size_t records, const char *reason, const std::string &error) {
     metrics_.inc("leveed_mongo_records_lost_total", {{"reason", reason}}, static_cast<double>(records));
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now().time_since_epoch())
-                         .count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
     if (loss_log_.take(now)) {
         log::warn("mongo_record_lost", {{"user", printable_bytes(user)},
                                         {"records", records},

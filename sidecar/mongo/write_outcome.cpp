@@ -50,8 +50,8 @@ BulkVerdict judge_bulk(const BulkAnswer &answer) {
     }
     // Every operation must be accounted for: a network error or a refused
     // command (ok: 0) after some operations leaves others unanswered.
-    const bool adds_up = answer.applied >= 0 && static_cast<std::size_t>(answer.applied) +
-                                                        answer.write_errors.size() == answer.operations;
+    const bool adds_up = answer.applied >= 0 &&
+                         static_cast<std::size_t>(answer.applied) + answer.write_errors.size() == answer.operations;
     return adds_up && indexes_valid ? BulkVerdict::kSettled : BulkVerdict::kOneByOne;
 }
 
@@ -66,8 +66,7 @@ IndexFailure classify_index_failure(bool reached, std::int64_t code) {
     case 115: // CommandNotSupported
     case 238: // NotImplemented
         return IndexFailure::kUnsupported;
-    default:
-        return IndexFailure::kFailed;
+    default: return IndexFailure::kFailed;
     }
 }
 

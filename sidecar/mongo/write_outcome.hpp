@@ -25,11 +25,11 @@ struct WriteError {
 
 // The reply of an unordered bulk write that did not fully succeed.
 struct BulkAnswer {
-    std::size_t operations = 0;         // sent
-    std::int64_t applied = 0;           // matched + upserted
+    std::size_t operations = 0; // sent
+    std::int64_t applied = 0;   // matched + upserted
     std::vector<WriteError> write_errors;
-    bool write_concern_error = false;   // applied, but not as durably as asked
-    bool retryable_label = false;       // errorLabels has RetryableWriteError
+    bool write_concern_error = false; // applied, but not as durably as asked
+    bool retryable_label = false;     // errorLabels has RetryableWriteError
 };
 
 // What a bulk write that did not fully succeed calls for.
