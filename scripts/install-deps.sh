@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything Levee needs to build, run its local stack, package it
-# and run its tests on Debian 12: Debian packages, plus SecantusDB (a
-# MongoDB-wire-protocol database, from PyPI) as the test database. Safe to
-# run again.
+# and run its tests on Debian 12: Debian packages, plus the two
+# MongoDB-wire-protocol databases the tests run against: SecantusDB (from
+# PyPI) and FerretDB (built from the Go module proxy by
+# scripts/install-ferretdb.sh), and Prometheus's tools. Safe to run again.
 #
 # It only installs: services already on the machine are never stopped,
 # disabled or reconfigured (the tests and scripts/demo.sh start their own
@@ -60,8 +61,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# The test database: FerretDB (the design's first choice) is not served by the
-# Go module proxy here; SecantusDB speaks the MongoDB wire protocol on WiredTiger.
+# The test database: SecantusDB speaks the MongoDB wire protocol on WiredTiger.
 venv="$TOOLS_DIR/secantus-venv"
 # (no "pip show | grep -q": with pipefail, grep closing early fails the pipe)
 installed=$("$venv/bin/python3" -c 'import importlib.metadata as m; print(m.version("secantusdb"))' 2>/dev/null || true)
@@ -71,7 +71,9 @@ if [ ! -x "$venv/bin/secantusd-py" ] || [ "$installed" != "$SECANTUS_VERSION" ];
     $SUDO /usr/bin/python3 -m venv "$venv"
     $SUDO "$venv/bin/pip" install -q --disable-pip-version-check "secantusdb==$SECANTUS_VERSION"
 fi
+# The second test database (e2e.ferretdb.*): MongoDB wire protocol over SQLite.
+LEVEE_TOOLS_DIR="$TOOLS_DIR" bash "$(dirname "$0")/install-ferretdb.sh"
 # promtool checks the metrics pages and alert rules; the server scrapes the
 # local stack in a test.
 LEVEE_TOOLS_DIR="$TOOLS_DIR" bash "$(dirname "$0")/install-prometheus.sh"
-echo "install-deps: ok (test database: $venv/bin/secantusd-py)"
+echo "install-deps: ok (test databases: $venv/bin/secantusd-py, $TOOLS_DIR/ferretdb/bin/ferretdb)"

@@ -3,6 +3,10 @@
 // upserts with $max, so replays and out-of-order batches never move a user's
 // last_seen backwards. On its own thread; when the database is away the
 // records simply wait in the spool, and are written in order once it is back.
+// A record the database refuses for good (or that is not valid UTF-8, which
+// no BSON document may hold) is counted as lost and passed over, so it never
+// holds up the records behind it; the TTL index is prepared on the side and
+// never holds up writing either (docs/leveed.md, "MongoDB").
 #pragma once
 
 #include <condition_variable>
@@ -11,7 +15,10 @@
 #include <string>
 #include <thread>
 
+#include "log_budget.hpp"
+
 typedef struct _mongoc_client_pool_t mongoc_client_pool_t;
+typedef struct _mongoc_client_t mongoc_client_t;
 
 namespace levee {
 
@@ -44,8 +51,15 @@ class PresenceWriter {
 
   private:
     void run();
-    bool prepare_collection(); // indexes, and sharding behind a mongos
+    // Whether the database answered; behind a mongos, also shards the collection.
+    bool prepare_collection();
+    // The TTL index on last_seen; true once settled (made, changed, or found
+    // impossible), false to try again later. Writing never waits for it.
+    bool prepare_ttl_index();
+    bool create_ttl_index(mongoc_client_t *client, std::string &error, std::int64_t &code, bool &reached);
     bool write_once(bool &wrote_any);
+    // Records passed over for good: counted, and logged within a budget.
+    void lose(const std::string &user, std::size_t records, const char *reason, const std::string &error);
 
     mongoc_client_pool_t *pool_;
     Spool &spool_;
@@ -56,6 +70,9 @@ class PresenceWriter {
     bool stopping_ = false;
     bool poked_ = false;
     bool prepared_ = false;
+    bool index_settled_ = false;
+    std::size_t ops_per_command_ = 0; // 0: as many as libmongoc sends in one command
+    LogBudget loss_log_{5, 60000};
     std::thread thread_;
 };
 

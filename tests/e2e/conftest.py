@@ -21,6 +21,19 @@ from harness.wait import wait_until  # noqa: E402,F401  (re-export for tests)
 
 # ------------------------------------------------------------------ session
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mongo: uses the MongoDB-wire database (set by conftest from the "
+                                       "fixtures; `-m mongo` runs them, e.g. against FerretDB)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test that talks to the database takes one of these fixtures: marked so,
+    # the Mongo-facing tests of a file run against another database alone.
+    for item in items:
+        if {"mongo_db", "make_mongo_db"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.mongo)
+
+
 def pytest_sessionfinish(session, exitstatus):
     _proc.kill_all()
     _proc.cleanup_run_dir()

@@ -206,16 +206,6 @@ def test_a_beat_its_master_could_not_replicate_is_not_acknowledged(redis_cluster
                message="the beat acknowledged once its replica confirms it")
 
 
-def test_indexes_are_created_with_a_ttl(redis_cluster, make_mongo_db, make_leveed):
-    mongo = make_mongo_db()
-    leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri,
-                         settings={"mongo_ttl_s": 86400, "mongo_flush_ms": 100})
-    leveed.wait_for_log(r"mongo_ready .*ttl_s=86400", timeout=20)
-    indexes = mongo.command("levee", {"listIndexes": "presence"})["cursor"]["firstBatch"]
-    ttl = [i for i in indexes if i.get("name") == "last_seen_ttl"]
-    assert ttl and int(ttl[0]["expireAfterSeconds"]) == 86400, indexes
-
-
 def test_standalone_mode_needs_no_other_server(make_leveed, levee_build):
     leveed = make_leveed()
     assert "standalone_mode" in leveed.log()

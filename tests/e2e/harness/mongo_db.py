@@ -4,7 +4,9 @@ Which server is pluggable:
 
 * env ``LEVEE_MONGO_SERVER_CMD``: a command line, formatted with ``{port}``
   and ``{dir}`` (the data directory), e.g.
-  ``ferretdb --handler=sqlite --sqlite-url=file:{dir}/ --listen-addr=127.0.0.1:{port} --telemetry=disable``
+  ``ferretdb --handler=sqlite --sqlite-url=file:{dir}/ --listen-addr=127.0.0.1:{port} --telemetry=disable
+  --state-dir={dir} --debug-addr=-`` (tests/e2e/CMakeLists.txt runs the
+  e2e.ferretdb.* entries so)
 * otherwise :func:`default_server_command` (edit it when the project picks a
   server).
 
@@ -35,20 +37,20 @@ def default_server_command(port: int, dir: str) -> list[str] | None:
     """The command line of the default server, or None if there is none.
 
     SecantusDB (MongoDB wire protocol on WiredTiger, from PyPI), as
-    scripts/install-deps.sh installs it; else a ``ferretdb`` v1 binary (the
-    design's first choice, not installable here) if one is on PATH.
+    scripts/install-deps.sh installs it; else the ``ferretdb`` v1 binary that
+    scripts/install-ferretdb.sh builds, or one on PATH.
     """
     tools = os.environ.get("LEVEE_TOOLS_DIR", "/opt/levee-tools")
     secantus = _existing(os.path.join(tools, "secantus-venv", "bin", "secantusd-py"))
     if secantus is not None:
         return [secantus, "--host", "127.0.0.1", "--port", str(port), "--storage-path", dir,
                 "--standalone", "--cache-size", "128M", "--log-level", "WARNING"]
-    exe = shutil.which("ferretdb") or _existing(os.path.expanduser("~/go/bin/ferretdb"))
+    exe = _existing(os.path.join(tools, "ferretdb", "bin", "ferretdb")) or shutil.which("ferretdb")
     if exe is None:
         return None
     return [exe, "--handler=sqlite", f"--sqlite-url=file:{dir}/",
             f"--listen-addr=127.0.0.1:{port}", "--telemetry=disable",
-            f"--state-dir={dir}", "--log-level=info"]
+            f"--state-dir={dir}", "--debug-addr=-", "--log-level=info"]
 
 
 def _existing(path: str) -> str | None:
