@@ -13,9 +13,11 @@ configure)
     cd "$NGX_BUILD/src-tree"
     # shellcheck disable=SC1091
     . ./conf_flags
+    # LEVEE_MODULE_SANITIZE: -fsanitize flags of a sanitized build (CMake's LEVEE_SANITIZE)
+    san=${LEVEE_MODULE_SANITIZE:-}
     ./configure \
-        --with-cc-opt="$(dpkg-buildflags --get CFLAGS) -fPIC $(dpkg-buildflags --get CPPFLAGS)" \
-        --with-ld-opt="$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+        --with-cc-opt="$(dpkg-buildflags --get CFLAGS) -fPIC $(dpkg-buildflags --get CPPFLAGS) $san" \
+        --with-ld-opt="$(dpkg-buildflags --get LDFLAGS) -fPIC $san" \
         "${NGX_CONF_FLAGS[@]}" \
         --add-dynamic-module="$LEVEE_MODULE_DIR" \
         --builddir="$NGX_BUILD/objs" > "$NGX_BUILD/configure.log" 2>&1 \
