@@ -33,8 +33,8 @@ void rate_and_burst(const char *p, std::size_t n) {
     if (levee::limit::parse_rate(p, rate_len, rate) != nullptr) {
         return;
     }
-    check(rate.requests >= 1 && rate.requests <= 1000000);
     check(rate.window_s == 1 || rate.window_s == 60 || rate.window_s == 3600 || rate.window_s == 86400);
+    check(rate.requests >= 1 && rate.requests <= 1000000 * rate.window_s); // 1r/d to 1000000r/s
     std::uint64_t burst = 0;
     if (space != nullptr && levee::limit::parse_count(space + 1, n - rate_len - 1, 1000000, burst) != nullptr) {
         return;

@@ -138,7 +138,7 @@ void converse(Leveed &leveed, const std::vector<std::uint8_t> &bytes) {
     pump(leveed.base.get(), 10, [&] { return leveed.server->connection_count() == 0; });
     std::size_t at = 0;
     while (at < in.size()) {
-        DecodeResult r = decode_frame(in.data() + at, in.size() - at);
+        DecodeResult r = decode_frame(in.data() + at, in.size() - at, kDefaultMaxFrameBytes);
         if (r.status != DecodeStatus::kFrame) {
             __builtin_trap(); // leveed wrote something that is not a frame
         }
