@@ -52,9 +52,11 @@ configure)
     . ./conf_flags
     log=$NGX_BUILD/configure.log
     status=0
+    # LEVEE_MODULE_SANITIZE: -fsanitize flags of a sanitized build (CMake's LEVEE_SANITIZE)
+    san=${LEVEE_MODULE_SANITIZE:-}
     ./configure \
-        --with-cc-opt="$cflags -fPIC" \
-        --with-ld-opt="$ldflags -fPIC" \
+        --with-cc-opt="$cflags -fPIC $san" \
+        --with-ld-opt="$ldflags -fPIC $san" \
         "${NGX_CONF_FLAGS[@]}" \
         --add-dynamic-module="$LEVEE_MODULE_DIR" \
         --builddir="$NGX_BUILD/objs" > "$log" 2>&1 || status=$?

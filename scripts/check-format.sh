@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dirs=(core sidecar tests/bench)
+dirs=(core sidecar tests/bench tests/fuzz)
 clang_format=${CLANG_FORMAT:-clang-format}
 
 if ! command -v "$clang_format" >/dev/null; then

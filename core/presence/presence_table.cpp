@@ -84,7 +84,9 @@ Entry *Table::find_mut(const Key &k, uint32_t **link) const {
     for (Entry *e = at(*l); e != nullptr; l = &e->hnext, e = at(e->hnext)) {
         if (e->ulen == k.ulen && e->rlen == k.rlen) {
             const unsigned char *b = reinterpret_cast<const unsigned char *>(e + 1);
-            if (std::memcmp(b, k.user, k.ulen) == 0 && std::memcmp(b + k.ulen, k.room, k.rlen) == 0) {
+            // (a room may be null when empty: no memcmp of it then, see beat())
+            if ((k.ulen == 0 || std::memcmp(b, k.user, k.ulen) == 0) &&
+                (k.rlen == 0 || std::memcmp(b + k.ulen, k.room, k.rlen) == 0)) {
                 if (link != nullptr) {
                     *link = l;
                 }
@@ -207,8 +209,14 @@ BeatResult Table::beat(const Key &k, int64_t now_ms, uint8_t ttl, uint64_t backl
     e->ulen = static_cast<uint8_t>(k.ulen);
     e->rlen = static_cast<uint8_t>(k.rlen);
     e->ttl = ttl;
-    std::memcpy(bytes(e), k.user, k.ulen);
-    std::memcpy(bytes(e) + k.ulen, k.room, k.rlen);
+    // A key without a room has a null room: memcpy from null is undefined
+    // even for no bytes.
+    if (k.ulen > 0) {
+        std::memcpy(bytes(e), k.user, k.ulen);
+    }
+    if (k.rlen > 0) {
+        std::memcpy(bytes(e) + k.ulen, k.room, k.rlen);
+    }
     uint32_t *b = &buckets()[hash_key(h_->seed, k) & h_->bucket_mask];
     e->hnext = *b;
     *b = off(e);

@@ -81,7 +81,7 @@ struct ClusterStats {
     std::map<std::string, std::pair<uint64_t, uint64_t>> per_node_commands_errors;
 };
 
-class ClusterClient : private NodeConnection::Handler {
+class ClusterClient final : private NodeConnection::Handler {
   public:
     // Reply::Type::Error carries failures, including the client's own:
     // "LEVEE_TIMEOUT ..." (gave up; the last attempt timed out),

@@ -1,5 +1,7 @@
 #include "slot_map.hpp"
 
+#include <algorithm>
+
 namespace levee::redis {
 namespace {
 
@@ -114,6 +116,33 @@ bool SlotMap::routes_equal(const SlotMap &other) const {
             return false;
         }
     }
+    return true;
+}
+
+bool parse_redirect(const std::string &msg, const HostPort &from, uint16_t &slot, HostPort &to) {
+    const auto sp1 = msg.find(' ');
+    const auto sp2 = sp1 == std::string::npos ? std::string::npos : msg.find(' ', sp1 + 1);
+    if (sp2 == std::string::npos) {
+        return false;
+    }
+    const std::string slot_text = msg.substr(sp1 + 1, sp2 - sp1 - 1);
+    if (slot_text.empty() || slot_text.size() > 5 ||
+        !std::all_of(slot_text.begin(), slot_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return false;
+    }
+    const int s = std::stoi(slot_text);
+    if (s >= kSlotCount) {
+        return false;
+    }
+    std::string addr = msg.substr(sp2 + 1);
+    if (!addr.empty() && addr.front() == ':') {
+        addr = from.host + addr;
+    }
+    std::string error;
+    if (!parse_host_port(addr, to, error)) {
+        return false;
+    }
+    slot = static_cast<uint16_t>(s);
     return true;
 }
 

@@ -54,4 +54,9 @@ class SlotMap {
     std::vector<HostPort> nodes_;
 };
 
+// A MOVED or ASK error's message: "MOVED 3999 127.0.0.1:6381". Redis 7 may
+// send ":6381" when it does not know the host clients use: that is the host
+// of `from`, the node that answered. False when the message is not one.
+bool parse_redirect(const std::string &msg, const HostPort &from, uint16_t &slot, HostPort &to);
+
 } // namespace levee::redis

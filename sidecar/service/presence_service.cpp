@@ -467,7 +467,8 @@ void PresenceService::query(std::uint64_t request_id, const Levee__PresenceQuery
                     argv.push_back(a->users[i]);
                 }
                 const std::string key = argv[1];
-                auto on_scores = [a, indexes, ttl, now, finish_one](const redis::Reply &scores) {
+                // (a copy by name: capturing a structured binding is C++20, clang 14 refuses it)
+                auto on_scores = [a, indexes = indexes, ttl, now, finish_one](const redis::Reply &scores) {
                     if (scores.is_error()) {
                         if (a->error.empty()) {
                             a->error = "redis: " + scores.str;

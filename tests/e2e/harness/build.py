@@ -1,6 +1,6 @@
 """Where the built Levee artefacts are.
 
-``LEVEE_BUILD_DIR`` (env) or ``<repo>/build``. The test runner builds first;
+``LEVEE_BUILD_DIR`` (env) or ``<repo>/build``; ``LEVEE_LEVEED`` picks leveed alone. The test runner builds first;
 a missing artefact fails the test with a message saying what to build.
 """
 
@@ -40,7 +40,9 @@ def module_path() -> str:
 
 
 def leveed_path() -> str:
-    return _path(os.path.join("sidecar", "leveed"))
+    """``LEVEE_LEVEED`` (env: a leveed of another build, e.g. under
+    ThreadSanitizer) or ``<build>/sidecar/leveed``."""
+    return os.environ.get("LEVEE_LEVEED") or _path(os.path.join("sidecar", "leveed"))
 
 
 def leveectl_path() -> str:

@@ -121,13 +121,13 @@ TEST(SlotMap, RejectsMalformedReplies) {
     const std::vector<Reply> bad = {
         Reply::error("ERR This instance has cluster support disabled"),
         string("nope"),
-        array({}),                                                          // no slots at all
-        array({range(0, 16384, node("a", 1))}),                            // slot out of range
-        array({range(10, 5, node("a", 1))}),                               // inverted
-        array({array({integer(0), integer(1)})}),                          // no master
-        array({range(0, 1, array({string("a"), string("1")}))}),           // port not an integer
-        array({range(0, 1, array({string("a"), integer(70000)}))}),        // port out of range
-        array({array({string("0"), integer(1), node("a", 1)})}),           // slot not an integer
+        array({}),                                                  // no slots at all
+        array({range(0, 16384, node("a", 1))}),                     // slot out of range
+        array({range(10, 5, node("a", 1))}),                        // inverted
+        array({array({integer(0), integer(1)})}),                   // no master
+        array({range(0, 1, array({string("a"), string("1")}))}),    // port not an integer
+        array({range(0, 1, array({string("a"), integer(70000)}))}), // port out of range
+        array({array({string("0"), integer(1), node("a", 1)})}),    // slot not an integer
     };
     for (const Reply &r : bad) {
         SlotMap m;
@@ -163,4 +163,33 @@ TEST(SlotMap, RoutesEqualIgnoresIndexOrder) {
     EXPECT_TRUE(x.routes_equal(y));
     y.assign(5, HostPort{"b", 2});
     EXPECT_FALSE(x.routes_equal(y));
+}
+
+TEST(ParseRedirect, ReadsSlotAndAddressOfMovedAndAsk) {
+    const HostPort from{"10.0.0.9", 7000};
+    uint16_t slot = 0;
+    HostPort to;
+    ASSERT_TRUE(levee::redis::parse_redirect("MOVED 3999 127.0.0.1:6381", from, slot, to));
+    EXPECT_EQ(slot, 3999);
+    EXPECT_EQ(to, (HostPort{"127.0.0.1", 6381}));
+    ASSERT_TRUE(levee::redis::parse_redirect("ASK 16383 [::1]:7002", from, slot, to));
+    EXPECT_EQ(slot, 16383);
+    EXPECT_EQ(to, (HostPort{"::1", 7002}));
+}
+
+TEST(ParseRedirect, AnAddressWithoutHostIsOnTheNodeThatAnswered) {
+    uint16_t slot = 0;
+    HostPort to;
+    ASSERT_TRUE(levee::redis::parse_redirect("MOVED 7 :7005", HostPort{"10.0.0.9", 7000}, slot, to));
+    EXPECT_EQ(to, (HostPort{"10.0.0.9", 7005}));
+}
+
+TEST(ParseRedirect, RefusesWhatIsNotARedirect) {
+    const HostPort from{"10.0.0.9", 7000};
+    uint16_t slot = 0;
+    HostPort to;
+    for (const char *msg : {"MOVED", "MOVED 3999", "MOVED 16384 a:1", "MOVED -1 a:1", "MOVED 123456 a:1",
+                            "MOVED 12 a:0", "MOVED 12 a", "MOVED  a:1", "MOVED x1 a:1"}) {
+        EXPECT_FALSE(levee::redis::parse_redirect(msg, from, slot, to)) << msg;
+    }
 }

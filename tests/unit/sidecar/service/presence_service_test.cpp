@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <event2/event.h>
@@ -44,9 +45,11 @@ struct Ack {
     std::string error;
 };
 
-// Owns the protobuf-c structs of one PresenceBatch.
+// Owns the protobuf-c structs of one PresenceBatch, and the strings they
+// point at (the beats are often a temporary of the caller).
 struct BatchFrame {
-    explicit BatchFrame(const std::vector<Beat> &beats, std::uint32_t ttl_ms = 60000) : records(beats.size()) {
+    explicit BatchFrame(std::vector<Beat> given, std::uint32_t ttl_ms = 60000)
+        : beats(std::move(given)), records(beats.size()) {
         for (std::size_t i = 0; i < beats.size(); i++) {
             levee__presence_record__init(&records[i]);
             records[i].user = const_cast<char *>(beats[i].user.c_str());
@@ -58,6 +61,7 @@ struct BatchFrame {
         batch.n_records = ptrs.size();
         batch.records = ptrs.data();
     }
+    std::vector<Beat> beats;
     std::vector<Levee__PresenceRecord> records;
     std::vector<Levee__PresenceRecord *> ptrs;
     Levee__PresenceBatch batch = LEVEE__PRESENCE_BATCH__INIT;
