@@ -5,8 +5,8 @@
 #   build-asan/  clang, ASan+UBSan (module: UBSan) and the libFuzzer targets:
 #                ctest entries asan.unit, asan.e2e and fuzz.*
 #   build-tsan/  gcc, TSan: leveed and its unit tests: tsan.unit, tsan.e2e
-# Each stage prints its duration; ctest's label summary times asan, tsan,
-# fuzz and e2e. ctest's own summary ends the output.
+# Each build stage prints its duration; each ctest entry (asan.*, tsan.*,
+# fuzz.*, e2e.*) its own. ctest's summary ends the output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -63,4 +63,4 @@ printf '   %s\n' "${durations[@]}"
 cd build
 # ClusterClientLive.* need a live cluster: tests/e2e/test_redis_cluster_client.py
 # runs them against one; in the unit pass they would only report "skipped".
-ctest --output-on-failure -E 'ClusterClientLive'
+ctest --output-on-failure --no-label-summary -E 'ClusterClientLive'
