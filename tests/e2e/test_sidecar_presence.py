@@ -55,6 +55,19 @@ def assert_redis_holds(cluster, expected: dict[str, int], sample: int = 40) -> N
         assert got == expected[user], (user, got, expected[user])
 
 
+def stream_while_the_database_is_away(levee_build, leveed, cluster, tmp_path) -> None:
+    """4 s of presence batches: every one is acknowledged at once, none sent
+    again, and every user's record is in Redis."""
+    out = tmp_path / "acked.txt"
+    stream = start_stream(levee_build, leveed, 4, out)
+    stream_out, _ = stream.communicate(timeout=60)
+    assert stream.returncode == 0, stream_out
+    assert "resends=0" in stream_out, f"a batch was refused: {stream_out}"
+    expected = acknowledged(out)
+    assert len(expected) == USERS
+    assert_redis_holds(cluster, expected)
+
+
 def presence_leveed(make_leveed, cluster, mongo):
     return make_leveed(redis_seeds=cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
                        settings={"mongo_flush_ms": 200})
@@ -238,14 +251,7 @@ def test_a_full_spool_costs_the_database_copy_not_the_ack(redis_cluster, make_mo
     leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
                          settings={"mongo_flush_ms": 200, "spool_max_bytes": "1m"})
     mongo._stop()
-    out = tmp_path / "acked.txt"
-    stream = start_stream(levee_build, leveed, 4, out)
-    stream_out, _ = stream.communicate(timeout=60)
-    assert stream.returncode == 0, stream_out
-    assert "resends=0" in stream_out, f"a batch was refused: {stream_out}"
-    expected = acknowledged(out)
-    assert len(expected) == USERS
-    assert_redis_holds(redis_cluster, expected)
+    stream_while_the_database_is_away(levee_build, leveed, redis_cluster, tmp_path)
     wait_until(lambda: metric(leveed, 'leveed_spool_dropped_records_total{reason="full"}') > 0, timeout=15,
                message="records counted as dropped by a full spool")
     assert metric(leveed, "leveed_spool_pending_bytes") <= 1 << 20
@@ -310,14 +316,7 @@ def test_a_full_disk_costs_the_database_copy_not_the_ack(redis_cluster, make_mon
         leveed = make_leveed(redis_seeds=redis_cluster.seeds, mongo_uri=mongo.uri, metrics=True, log_level="info",
                              settings={"mongo_flush_ms": 200, "spool_dir": str(spool), "spool_max_bytes": "1g"})
         mongo._stop()
-        out = tmp_path / "acked.txt"
-        stream = start_stream(levee_build, leveed, 4, out)
-        stream_out, _ = stream.communicate(timeout=60)
-        assert stream.returncode == 0, stream_out
-        assert "resends=0" in stream_out, f"a batch was refused: {stream_out}"
-        expected = acknowledged(out)
-        assert len(expected) == USERS
-        assert_redis_holds(redis_cluster, expected)
+        stream_while_the_database_is_away(levee_build, leveed, redis_cluster, tmp_path)
         text = urllib.request.urlopen(f"http://127.0.0.1:{leveed.metrics_port}/metrics", timeout=5).read().decode()
         dropped = sum(float(v) for v in re.findall(r"^leveed_spool_dropped_records_total\{[^}]*\} (\S+)$", text, re.M))
         assert dropped > 0, [line for line in text.splitlines() if "spool" in line]
