@@ -427,6 +427,17 @@ class RedisCluster(Component):
                 return False, f":{p} {e}"
             if covered != NSLOTS:
                 return False, f":{p} masters cover {covered} slots"
+        if require_all:
+            # A node brought back is a replica that must sync first: until
+            # then WAIT sees no replica, and leveed does not acknowledge
+            # presence on its master (redis_wait_replicas 1).
+            for p in live:
+                try:
+                    repl = self.cli(p, "INFO", "replication")
+                except subprocess.TimeoutExpired:
+                    return False, f":{p} timed out"
+                if "role:slave" in repl and "master_link_status:up" not in repl:
+                    return False, f":{p} replica not in sync with its master yet"
         return True, "ok"
 
     def migrate_slot(self, slot: int, src_port: int, dst_port: int, batch: int = 100,
