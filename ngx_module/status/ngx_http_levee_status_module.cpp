@@ -44,6 +44,37 @@ static void ngx_http_levee_status_write_sticky(
 levee::status::Block  *ngx_levee_status_block;
 
 
+/* each worker's link counters, one family each, labelled by worker */
+typedef struct {
+    const char                          *name;
+    const char                          *type;
+    const char                          *help;
+    uint64_t levee::status::LinkCounters::*field;
+} ngx_http_levee_status_link_family_t;
+
+
+static const ngx_http_levee_status_link_family_t
+    ngx_http_levee_status_link_families[] = {
+    { "levee_sidecar_link_up", "gauge",
+      "1 while leveed has accepted the worker's hello.",
+      &levee::status::LinkCounters::up },
+    { "levee_sidecar_connects_total", "counter",
+      "Links to leveed established (hello accepted); more than one per "
+      "worker means reconnects.",
+      &levee::status::LinkCounters::connects },
+    { "levee_sidecar_disconnects_total", "counter",
+      "Established links to leveed that were lost.",
+      &levee::status::LinkCounters::losses },
+    { "levee_sidecar_frames_sent_total", "counter",
+      "Frames sent to leveed.",
+      &levee::status::LinkCounters::frames_sent },
+    { "levee_sidecar_frames_received_total", "counter",
+      "Frames received from leveed.",
+      &levee::status::LinkCounters::frames_received },
+    { NULL, NULL, NULL, NULL }
+};
+
+
 static ngx_command_t  ngx_http_levee_status_commands[] = {
 
     { ngx_string("levee_status"),
@@ -295,7 +326,7 @@ ngx_http_levee_status_write(ngx_http_request_t *r, levee::status::PromText *out)
     ngx_uint_t                          i, n;
     ngx_core_conf_t                    *ccf;
     levee::status::Block               *b;
-    levee::status::LinkCounters        *l;
+    const ngx_http_levee_status_link_family_t  *f;
     ngx_http_levee_main_conf_t         *lmcf;
     ngx_http_levee_status_main_conf_t  *smcf;
 
@@ -334,47 +365,13 @@ ngx_http_levee_status_write(ngx_http_request_t *r, levee::status::PromText *out)
     n = ngx_min((ngx_uint_t) ccf->worker_processes,
                 levee::status::kMaxWorkers);
 
-    out->family("levee_sidecar_link_up", "gauge",
-                "1 while leveed has accepted the worker's hello.");
-    for (i = 0; i < n; i++) {
-        ngx_sprintf((u_char *) worker, "%ui%Z", i);
-        out->sample("levee_sidecar_link_up", {{"worker", worker}},
-                    load(b->link[i].up));
-    }
+    for (f = ngx_http_levee_status_link_families; f->name; f++) {
+        out->family(f->name, f->type, f->help);
 
-    out->family("levee_sidecar_connects_total", "counter",
-                "Links to leveed established (hello accepted); more than "
-                "one per worker means reconnects.");
-    for (i = 0; i < n; i++) {
-        ngx_sprintf((u_char *) worker, "%ui%Z", i);
-        out->sample("levee_sidecar_connects_total", {{"worker", worker}},
-                    load(b->link[i].connects));
-    }
-
-    out->family("levee_sidecar_disconnects_total", "counter",
-                "Established links to leveed that were lost.");
-    for (i = 0; i < n; i++) {
-        ngx_sprintf((u_char *) worker, "%ui%Z", i);
-        out->sample("levee_sidecar_disconnects_total", {{"worker", worker}},
-                    load(b->link[i].losses));
-    }
-
-    out->family("levee_sidecar_frames_sent_total", "counter",
-                "Frames sent to leveed.");
-    for (i = 0; i < n; i++) {
-        l = &b->link[i];
-        ngx_sprintf((u_char *) worker, "%ui%Z", i);
-        out->sample("levee_sidecar_frames_sent_total", {{"worker", worker}},
-                    load(l->frames_sent));
-    }
-
-    out->family("levee_sidecar_frames_received_total", "counter",
-                "Frames received from leveed.");
-    for (i = 0; i < n; i++) {
-        l = &b->link[i];
-        ngx_sprintf((u_char *) worker, "%ui%Z", i);
-        out->sample("levee_sidecar_frames_received_total", {{"worker", worker}},
-                    load(l->frames_received));
+        for (i = 0; i < n; i++) {
+            ngx_sprintf((u_char *) worker, "%ui%Z", i);
+            out->sample(f->name, {{"worker", worker}}, load(b->link[i].*f->field));
+        }
     }
 }
 

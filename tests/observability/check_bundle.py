@@ -36,7 +36,8 @@ def exported() -> tuple[set[str], set[str]]:
                 histograms.add(m.group(2))
     for path in (ROOT / "ngx_module").rglob("*.cpp"):
         text = path.read_text()
-        for m in re.finditer(r'family\(\s*"(levee_[a-z0-9_]+)",\s*"(\w+)"', text):
+        # PromText::family("NAME", "TYPE", ...) or a table row { "NAME", "TYPE", ...
+        for m in re.finditer(r'(?:family\(|\{)\s*"(levee_[a-z0-9_]+)",\s*"(\w+)"', text):
             names.add(m.group(1))
             if m.group(2) == "histogram":
                 histograms.add(m.group(1))
