@@ -438,7 +438,32 @@ class RedisCluster(Component):
                     return False, f":{p} timed out"
                 if "role:slave" in repl and "master_link_status:up" not in repl:
                     return False, f":{p} replica not in sync with its master yet"
+            # A replica's link is up before its master counts it for WAIT:
+            # after a full sync the master waits for the replica's first
+            # REPLCONF ACK (sent once a second). Only a write that WAIT sees
+            # replicated proves leveed's first acknowledged beat will be.
+            try:
+                replicas = self.replicas_()
+                for mport, key in self.key_for_each_master("levee-harness-sync-").items():
+                    mid = self.node_id(mport)
+                    want = sum(1 for _p, _id, m in replicas if m == mid)
+                    if want and self._replicated_write(mport, key, want) < want:
+                        return False, f":{mport} WAIT does not see its {want} replica(s) yet"
+            except (HarnessError, subprocess.TimeoutExpired, ValueError) as e:
+                return False, f"replication check: {e}"
         return True, "ok"
+
+    def _replicated_write(self, port: int, key: str, want: int) -> int:
+        """Replicas (up to ``want``) that acknowledge a short-lived write to
+        master ``port`` within 200 ms; one connection, as WAIT counts that
+        client's writes."""
+        argv = ["redis-cli", "-h", HOST, "-p", str(port), *_auth_args(self.password)]
+        r = subprocess.run(argv, input=f"SET {key} 1 PX 1000\nWAIT {want} 200\n", capture_output=True,
+                           text=True, timeout=5)
+        lines = r.stdout.split()
+        if r.returncode != 0 or len(lines) < 2:
+            raise HarnessError(f"redis-cli -p {port} SET/WAIT: {r.stdout} {r.stderr}".strip())
+        return int(lines[-1])
 
     def migrate_slot(self, slot: int, src_port: int, dst_port: int, batch: int = 100,
                      timeout_ms: int = 5000) -> int:
