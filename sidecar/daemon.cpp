@@ -233,6 +233,7 @@ bool Daemon::Parts::start() {
                           {"peers", opts.peers.describe()},
                           {"redis", config.redis_seeds.empty() ? "-" : config.redis_seeds},
                           {"redis_auth", redis_auth},
+                          {"redis_tls", config.redis_tls ? "on" : "off"},
                           {"mongo", config.mongo_uri.empty() ? "-" : redact_mongo_uri(config.mongo_uri)},
                           {"metrics", config.metrics_listen.empty() ? "-" : config.metrics_listen},
                           {"pid", static_cast<long>(::getpid())}});
@@ -255,6 +256,26 @@ void Daemon::Parts::check_fd_limit() {
     }
 }
 
+namespace {
+
+// Null and no error: TLS is off.
+std::shared_ptr<const redis::TlsContext> redis_tls_context(const Config &config, std::string &error) {
+    if (!config.redis_tls) {
+        return nullptr;
+    }
+    return redis::TlsContext::create(
+        {config.redis_tls_ca_file, config.redis_tls_cert_file, config.redis_tls_key_file, config.redis_tls_server_name},
+        error);
+}
+
+} // namespace
+
+std::string check_config_files(const Config &config) {
+    std::string error;
+    (void)redis_tls_context(config, error);
+    return error;
+}
+
 bool Daemon::Parts::start_redis() {
     if (config.redis_seeds.empty()) {
         return true;
@@ -270,6 +291,11 @@ bool Daemon::Parts::start_redis() {
     opts.wait_timeout_ms = static_cast<int>(config.redis_wait_timeout_ms);
     opts.user = config.redis_user;
     opts.password = config.redis_password;
+    opts.tls = redis_tls_context(config, error);
+    if (!error.empty()) {
+        log::error("startup_failed", {{"reason", error}});
+        return false;
+    }
     redis = std::make_unique<redis::ClusterClient>(base.get(), seeds, opts);
     metrics.describe("leveed_redis_up", "gauge",
                      "1 while the Redis Cluster answers: the slot map is known and commands get replies.");

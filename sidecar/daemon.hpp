@@ -25,4 +25,8 @@ class Daemon {
     std::unique_ptr<Parts> parts_;
 };
 
+// Loads what the settings name beyond their text, as starting would (the
+// Redis TLS certificates and key); "" or why not, naming the file.
+std::string check_config_files(const Config &config);
+
 } // namespace levee

@@ -108,6 +108,10 @@ int main(int argc, char **argv) {
         if (print_errors(source.label(), errors) != 0) {
             return 1;
         }
+        if (const std::string error = levee::check_config_files(config); !error.empty()) {
+            std::fprintf(stderr, "%s: %s\n", source.label().c_str(), error.c_str());
+            return 1;
+        }
         std::printf("%s: ok\n%s", check_file.c_str(), levee::format_effective_settings(config).c_str());
         return 0;
     }

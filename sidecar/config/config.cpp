@@ -84,6 +84,18 @@ std::string check_socket_path(const char *key, const std::string &v) {
     return "";
 }
 
+// A certificate or key file: absolute, so that it means the same to
+// --check-config, to leveed started by systemd and after a SIGHUP.
+std::function<std::string(const std::string &, Config &)> tls_file(const char *key, std::string Config::*field) {
+    return [key, field](const std::string &v, Config &c) -> std::string {
+        if (v.empty() || v[0] != '/') {
+            return std::string(key) + " must be an absolute path";
+        }
+        c.*field = v;
+        return "";
+    };
+}
+
 bool valid_host_port(const std::string &v) {
     const auto colon = v.rfind(':');
     if (colon == std::string::npos || colon == 0) {
@@ -182,6 +194,25 @@ const std::map<std::string, Setter> &setters() {
                  return "redis_password must not be empty (leave it out to send no AUTH)";
              }
              c.redis_password = v;
+             return "";
+         }},
+        {"redis_tls",
+         [](const std::string &v, Config &c) -> std::string {
+             if (v != "on" && v != "off") {
+                 return "redis_tls must be on or off";
+             }
+             c.redis_tls = v == "on";
+             return "";
+         }},
+        {"redis_tls_ca_file", tls_file("redis_tls_ca_file", &Config::redis_tls_ca_file)},
+        {"redis_tls_cert_file", tls_file("redis_tls_cert_file", &Config::redis_tls_cert_file)},
+        {"redis_tls_key_file", tls_file("redis_tls_key_file", &Config::redis_tls_key_file)},
+        {"redis_tls_server_name",
+         [](const std::string &v, Config &c) -> std::string {
+             if (v.find_first_of(" \t/") != std::string::npos) {
+                 return "redis_tls_server_name must be a host name or address";
+             }
+             c.redis_tls_server_name = v;
              return "";
          }},
         {"mongo",
@@ -296,17 +327,26 @@ const std::map<std::string, Setter> &setters() {
              return parse_u32(v, 10, 3600000, c.mongo_flush_ms) ? "" : "mongo_flush_ms must be 10..3600000";
          }},
         {"mongo_ttl_s",
-         [](const std::string &v, Config &c) -> std::string {
-             return parse_u32(v, 1, 2000000000, c.mongo_ttl_s) ? "" : "mongo_ttl_s must be a positive number";
-         }},
+         [](const std::string &v, Config &c) -> std::
+                                                 string {
+                                                     return parse_u32(v, 1, 2000000000, c.mongo_ttl_s)
+                                                                ? ""
+                                                                : "mongo_ttl_s must be a positive number";
+                                                 }},
         {"redis_wait_replicas",
-         [](const std::string &v, Config &c) -> std::string {
-             return parse_u32(v, 0, 16, c.redis_wait_replicas) ? "" : "redis_wait_replicas must be 0..16";
-         }},
+         [](const std::string &v, Config &c) -> std::
+                                                 string {
+                                                     return parse_u32(v, 0, 16, c.redis_wait_replicas)
+                                                                ? ""
+                                                                : "redis_wait_replicas must be 0..16";
+                                                 }},
         {"presence_buckets",
-         [](const std::string &v, Config &c) -> std::string {
-             return parse_u32(v, 1, 16384, c.presence_buckets) ? "" : "presence_buckets must be 1..16384";
-         }},
+         [](const std::string &v, Config &c) -> std::
+                                                 string {
+                                                     return parse_u32(v, 1, 16384, c.presence_buckets)
+                                                                ? ""
+                                                                : "presence_buckets must be 1..16384";
+                                                 }},
         {"redis_wait_timeout_ms",
          [](const std::string &v, Config &c) -> std::
                                                  string {
@@ -425,6 +465,19 @@ std::vector<ConfigError> validate_config(const Config &config) {
     } else if (!admin.empty() && admin.size() >= sizeof(sockaddr_un{}.sun_path)) {
         errors.push_back({0, "the admin socket's path " + admin +
                                  " is longer than 107 bytes: set admin_socket (or admin_socket off)"});
+    }
+    if (!config.redis_tls) {
+        for (const auto &[key, value] : {std::pair{"redis_tls_ca_file", &config.redis_tls_ca_file},
+                                         std::pair{"redis_tls_cert_file", &config.redis_tls_cert_file},
+                                         std::pair{"redis_tls_key_file", &config.redis_tls_key_file},
+                                         std::pair{"redis_tls_server_name", &config.redis_tls_server_name}}) {
+            if (!value->empty()) {
+                // Not silently plain text: the operator meant TLS.
+                errors.push_back({0, std::string(key) + " is set but redis_tls is off: set redis_tls on"});
+            }
+        }
+    } else if (config.redis_tls_cert_file.empty() != config.redis_tls_key_file.empty()) {
+        errors.push_back({0, "redis_tls_cert_file and redis_tls_key_file go together: set both or neither"});
     }
     if (!config.redis_user.empty() && config.redis_password.empty()) {
         errors.push_back(

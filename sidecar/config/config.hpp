@@ -28,6 +28,15 @@ struct Config {
     // password` for a Redis 6+ ACL user. Empty password: no AUTH. Never logged.
     std::string redis_user;
     std::string redis_password;
+    // TLS to every node (redis/tls_context.hpp), the peer always verified:
+    // against the CA file (empty: the system's trust store) and the server
+    // name (empty: each node's address). Client certificate and key for
+    // Redis's tls-auth-clients.
+    bool redis_tls = false;
+    std::string redis_tls_ca_file;
+    std::string redis_tls_cert_file;
+    std::string redis_tls_key_file;
+    std::string redis_tls_server_name;
     std::string mongo_uri; // empty: no database
     std::string mongo_database = "levee";
     std::string log_file; // empty: stderr

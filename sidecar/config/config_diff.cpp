@@ -24,6 +24,9 @@ template <typename T> std::string str(const T &v) {
 std::string str(const std::string &v) {
     return v;
 }
+std::string str(bool on) {
+    return on ? "on" : "off";
+}
 std::string str(log::Level level) {
     return log::level_name(level);
 }
@@ -62,6 +65,11 @@ const std::vector<Setting> &settings() {
         restart("redis", &Config::redis_seeds),
         live("redis_user", &Config::redis_user),
         masked(live("redis_password", &Config::redis_password), Mask::kSecret),
+        restart("redis_tls", &Config::redis_tls),
+        restart("redis_tls_ca_file", &Config::redis_tls_ca_file),
+        restart("redis_tls_cert_file", &Config::redis_tls_cert_file),
+        restart("redis_tls_key_file", &Config::redis_tls_key_file),
+        restart("redis_tls_server_name", &Config::redis_tls_server_name),
         live("redis_wait_replicas", &Config::redis_wait_replicas),
         live("redis_wait_timeout_ms", &Config::redis_wait_timeout_ms),
         restart("presence_buckets", &Config::presence_buckets),

@@ -112,6 +112,7 @@ NodeConnection &ClusterClient::node(const HostPort &addr) {
         nopts.user = opts_.user;
         nopts.password = opts_.password;
         nopts.resolver = opts_.resolver;
+        nopts.tls = opts_.tls;
         NodeConnection::Handler &handler = *this;
         it = nodes_.emplace(std::move(name), std::make_unique<NodeConnection>(base_, addr, nopts, handler)).first;
     }

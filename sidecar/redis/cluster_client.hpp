@@ -60,6 +60,8 @@ struct ClusterOptions {
     // Resolves seeds and nodes given by name (see NodeConnection); null:
     // the client's own evdns resolver on its loop.
     Resolver *resolver = nullptr;
+    // Non-null: every connection is TLS (tls_context.hpp).
+    std::shared_ptr<const TlsContext> tls;
 };
 
 struct ClusterStats {

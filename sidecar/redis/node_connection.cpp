@@ -1,13 +1,22 @@
 #include "node_connection.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
+#include <event2/util.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
 
 #include "core/link/backoff.hpp"
 #include "log.hpp"
@@ -20,21 +29,15 @@ int64_t now_ms() {
         .count();
 }
 
-void NodeConnection::AsyncFree::operator()(redisAsyncContext *ac) const {
-    redisAsyncFree(ac);
+void NodeConnection::BufferEventFree::operator()(bufferevent *bev) const {
+    bufferevent_free(bev);
+}
+
+void NodeConnection::ReaderFree::operator()(redisReader *reader) const {
+    redisReaderFree(reader);
 }
 
 namespace {
-
-// hiredis carries our per-command privdata as a void*; the generation of
-// the context a command went out on fits in it and lets on_reply check that
-// the FIFO head is really the command being answered.
-void *to_privdata(uint64_t generation) {
-    return reinterpret_cast<void *>(static_cast<uintptr_t>(generation));
-}
-uint64_t from_privdata(void *p) {
-    return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p));
-}
 
 struct CallbackScope {
     explicit CallbackScope(int &depth) : depth_(depth) { ++depth_; }
@@ -42,19 +45,18 @@ struct CallbackScope {
     int &depth_;
 };
 
+struct ReplyFree {
+    void operator()(void *reply) const { freeReplyObject(reply); }
+};
+
 } // namespace
 
 NodeConnection::NodeConnection(event_base *base, HostPort addr, Options opts, Handler &handler)
-    : base_(base), addr_(std::move(addr)), name_(addr_.str()), opts_(opts), handler_(handler),
+    : base_(base), addr_(std::move(addr)), name_(addr_.str()), opts_(std::move(opts)), handler_(handler),
       deferred_ev_(event_new(base, -1, 0, &NodeConnection::on_deferred, this)) {}
 
-NodeConnection::~NodeConnection() {
-    destroying_ = true;
-    lookup_.reset();
-    // redisAsyncFree runs the pending callbacks with NULL replies and then
-    // the disconnect callback; both see destroying_ and stay quiet.
-    ctx_.reset();
-}
+// The members close the transport and cancel a lookup; no handler hears of it.
+NodeConnection::~NodeConnection() = default;
 
 void NodeConnection::note_connect_failure() {
     ++connect_failures_;
@@ -70,13 +72,12 @@ bool NodeConnection::connect(std::string &error) {
         error = "reconnect pending after: " + last_error_;
         return false;
     }
-    ++generation_;
     connected_ = false;
     connect_started_ms_ = now_ms();
     auth_refused_ = false;
     sent_password_ = opts_.password;
     if (is_numeric_host(addr_.host)) {
-        if (!open_context(addr_.host, error)) {
+        if (!open_transport(addr_.host, error)) {
             last_error_ = error;
             last_failure_ms_ = now_ms();
             note_connect_failure();
@@ -100,72 +101,89 @@ bool NodeConnection::connect(std::string &error) {
         // First in the output buffer: whatever the caller queues next goes
         // out behind it on the same connection.
         if (!append(Kind::Auth, 0, auth, error)) {
-            ctx_.reset();
+            lookup_.reset();
+            bev_.reset();
             return false;
         }
     }
     return true;
 }
 
-bool NodeConnection::open_context(const std::string &address, std::string &error) {
-    // Numeric: hiredis's getaddrinfo returns at once.
-    redisAsyncContext *ac = redisAsyncConnect(address.c_str(), addr_.port);
-    if (ac == nullptr) {
+bool NodeConnection::open_transport(const std::string &address, std::string &error) {
+    sockaddr_storage sa{};
+    int sa_len = sizeof(sa);
+    const std::string spec =
+        (address.find(':') != std::string::npos ? "[" + address + "]" : address) + ":" + std::to_string(addr_.port);
+    if (evutil_parse_sockaddr_port(spec.c_str(), reinterpret_cast<sockaddr *>(&sa), &sa_len) != 0) {
+        error = "not a numeric address: " + address;
+        return false;
+    }
+    // Connected here rather than by bufferevent_socket_connect, so that a
+    // refusal known at once (a local port) is reported with its errno.
+    const evutil_socket_t fd = ::socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error = std::strerror(errno);
+        return false;
+    }
+    const int one = 1;
+    // Pipelined batches are written whole; Nagle would only hold the tail.
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (::connect(fd, reinterpret_cast<const sockaddr *>(&sa), static_cast<socklen_t>(sa_len)) != 0 &&
+        errno != EINPROGRESS) {
+        error = std::strerror(errno);
+        evutil_closesocket(fd);
+        return false;
+    }
+    bufferevent *bev = nullptr;
+    if (opts_.tls) {
+        SSL *ssl = opts_.tls->new_session(addr_.host, error);
+        if (ssl == nullptr) {
+            evutil_closesocket(fd);
+            return false;
+        }
+        // Deferred callbacks: OpenSSL may fail inside a bufferevent_write,
+        // which must not tear the connection down under append().
+        bev = bufferevent_openssl_socket_new(base_, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (bev == nullptr) {
+            SSL_free(ssl);
+        }
+    } else {
+        bev = bufferevent_socket_new(base_, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (bev == nullptr) {
+        evutil_closesocket(fd);
         error = "out of memory";
         return false;
     }
-    if (ac->err != 0) {
-        error = ac->errstr;
-        redisAsyncFree(ac);
+    std::unique_ptr<bufferevent, BufferEventFree> owned(bev);
+    std::unique_ptr<redisReader, ReaderFree> reader(new_reply_reader());
+    bufferevent_setcb(bev, &NodeConnection::on_read, nullptr, &NodeConnection::on_event, this);
+    // With a NULL address, bufferevent_socket_connect waits for the
+    // connect already under way on the descriptor and reports CONNECTED.
+    if (!reader || bufferevent_enable(bev, EV_READ | EV_WRITE) != 0 ||
+        (!opts_.tls && bufferevent_socket_connect(bev, nullptr, 0) != 0)) {
+        error = "cannot start the connection";
         return false;
     }
-    ac->data = this;
-    if (redisLibeventAttach(ac, base_) != REDIS_OK) {
-        error = "cannot attach to libevent";
-        redisAsyncFree(ac);
-        return false;
-    }
-    redisAsyncSetConnectCallback(ac, &NodeConnection::on_connect);
-    redisAsyncSetDisconnectCallback(ac, &NodeConnection::on_disconnect);
-    ctx_.reset(ac);
+    bev_ = std::move(owned);
+    reader_ = std::move(reader);
     return true;
 }
 
 void NodeConnection::on_resolved(bool ok, const std::string &address, const std::string &why) {
     lookup_.reset();
     std::string error = why;
-    if (ok && open_context(address, error)) {
+    if (ok && open_transport(address, error)) {
         for (const std::string &cmd : unsent_) {
-            if (redisAsyncFormattedCommand(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_), cmd.data(),
-                                           cmd.size()) != REDIS_OK) {
-                break; // only when hiredis is tearing the context down: it reports what it has
-            }
+            (void)write(cmd); // a failure there shows as a transport error
         }
         unsent_.clear();
         return;
     }
     // A failed connect, like a refused one: backoff, and what waited is lost.
-    CallbackScope scope(in_callback_);
-    last_error_ = error;
-    last_failure_ms_ = now_ms();
     note_connect_failure();
-    connected_ = false;
-    wait_needed_ = false;
-    wait_in_flight_ = false;
-    drop_unsent();
-    fail_held();
-    handler_.on_node_down(*this, last_error_);
-}
-
-void NodeConnection::drop_unsent() {
-    unsent_.clear();
-    std::deque<Sent> lost;
-    lost.swap(sent_);
-    for (const Sent &s : lost) {
-        if (s.kind == Kind::Command || s.kind == Kind::Refresh) {
-            handler_.on_node_reply(*this, s.kind, s.id, nullptr, -1);
-        }
-    }
+    teardown(error);
 }
 
 bool NodeConnection::send(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error) {
@@ -184,14 +202,12 @@ bool NodeConnection::append(Kind kind, uint64_t id, const std::vector<std::strin
     std::string cmd = resp_command(argv);
     if (lookup_) {
         unsent_.push_back(std::move(cmd));
-    } else if (redisAsyncFormattedCommand(ctx_.get(), &NodeConnection::on_reply, to_privdata(generation_), cmd.data(),
-                                          cmd.size()) != REDIS_OK) {
-        // Only when hiredis is already tearing this context down.
-        error = "connection closing";
+    } else if (!write(cmd)) {
+        error = "out of memory";
         return false;
     }
     const bool waits = kind == Kind::Command && opts_.wait_replicas > 0;
-    sent_.push_back(Sent{kind, id, generation_, now_ms(), waits});
+    sent_.push_back(Sent{kind, id, now_ms(), waits});
     if (waits) {
         wait_needed_ = true;
         if (!wait_in_flight_) {
@@ -202,6 +218,10 @@ bool NodeConnection::append(Kind kind, uint64_t id, const std::vector<std::strin
         wait_needed_ = false;
     }
     return true;
+}
+
+bool NodeConnection::write(const std::string &cmd) {
+    return bufferevent_write(bev_.get(), cmd.data(), cmd.size()) == 0;
 }
 
 void NodeConnection::schedule_deferred() {
@@ -233,7 +253,7 @@ void NodeConnection::send_wait() {
                                         std::to_string(opts_.wait_timeout_ms)};
     std::string error;
     if (!send(Kind::Wait, 0, argv, error)) {
-        // The context is going away; held replies are failed with it.
+        // The connection is going away; held replies are failed with it.
         log::debug("redis_wait_not_sent", {{"node", name_}, {"error", error}});
     }
 }
@@ -259,8 +279,8 @@ void NodeConnection::close(const std::string &why) {
         return;
     }
     if (in_callback_ > 0) {
-        // Freeing the context from inside its own callback would free it
-        // under hiredis's feet; do it on the next loop turn.
+        // Inside a callback the caller is still walking this connection's
+        // replies; close on the next loop turn.
         close_pending_ = true;
         close_reason_ = why;
         schedule_deferred();
@@ -276,12 +296,18 @@ void NodeConnection::teardown(const std::string &why) {
     wait_needed_ = false;
     wait_in_flight_ = false;
     last_failure_ms_ = now_ms();
-    if (lookup_) {
-        lookup_.reset(); // cancelled: no hiredis context yet
-        drop_unsent();
-    } else {
-        // Released first so that on_disconnect knows we initiated this.
-        redisAsyncFree(ctx_.release());
+    lookup_.reset();
+    unsent_.clear();
+    // Closed before anything is reported, so that a command retried from a
+    // handler opens a new connection rather than joining this one.
+    bev_.reset();
+    reader_.reset();
+    std::deque<Sent> lost;
+    lost.swap(sent_);
+    for (const Sent &s : lost) {
+        if (s.kind == Kind::Command || s.kind == Kind::Refresh) {
+            handler_.on_node_reply(*this, s.kind, s.id, nullptr, -1);
+        }
     }
     fail_held();
     handler_.on_node_down(*this, why);
@@ -295,13 +321,42 @@ void NodeConnection::fail_held() {
     }
 }
 
-void NodeConnection::on_connect(const redisAsyncContext *ac, int status) {
-    auto *self = static_cast<NodeConnection *>(ac->data);
-    if (self == nullptr || self->destroying_ || self->ctx_.get() != ac) {
+std::string NodeConnection::transport_error(short events) const {
+    const int err = errno;
+    std::string why;
+    if (opts_.tls) {
+        SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
+        const long verify = ssl != nullptr ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (verify != X509_V_OK) {
+            return std::string("TLS: certificate verify failed: ") + X509_verify_cert_error_string(verify);
+        }
+        for (unsigned long e = bufferevent_get_openssl_error(bev_.get()); e != 0;
+             e = bufferevent_get_openssl_error(bev_.get())) {
+            if (ERR_GET_LIB(e) == 0) {
+                continue; // libevent queues SSL_get_error()'s code among OpenSSL's errors
+            }
+            char buf[256];
+            ERR_error_string_n(e, buf, sizeof(buf));
+            why += why.empty() ? "TLS: " : "; ";
+            why += buf;
+        }
+        if (!why.empty()) {
+            return why;
+        }
+    }
+    if ((events & BEV_EVENT_ERROR) != 0 && err != 0 && err != EAGAIN && err != EINPROGRESS) {
+        return std::strerror(err);
+    }
+    why = connected_ ? "connection closed" : "connection closed before it was ready";
+    return opts_.tls && !connected_ ? why + " (TLS handshake)" : why;
+}
+
+void NodeConnection::on_event(bufferevent *bev, short events, void *arg) {
+    auto *self = static_cast<NodeConnection *>(arg);
+    if (self->bev_.get() != bev) {
         return;
     }
-    CallbackScope scope(self->in_callback_);
-    if (status == REDIS_OK) {
+    if ((events & BEV_EVENT_CONNECTED) != 0) {
         self->connected_ = true;
         // With a password the node is usable, and backoff over, only once
         // it accepts the AUTH.
@@ -310,74 +365,73 @@ void NodeConnection::on_connect(const redisAsyncContext *ac, int status) {
         }
         return;
     }
-    self->note_connect_failure();
-    // hiredis frees the context right after this callback, then reports the
-    // queued commands with NULL replies.
-    self->last_error_ = ac->errstr[0] != '\0' ? ac->errstr : "connect failed";
-    (void)self->ctx_.release();
-    self->connected_ = false;
-    self->wait_needed_ = false;
-    self->wait_in_flight_ = false;
-    self->last_failure_ms_ = now_ms();
-    self->handler_.on_node_down(*self, self->last_error_);
+    if ((events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0) {
+        return;
+    }
+    const std::string why = self->transport_error(events);
+    if (!self->connected_) {
+        self->note_connect_failure();
+    }
+    self->teardown(why);
 }
 
-void NodeConnection::on_disconnect(const redisAsyncContext *ac, int) {
-    auto *self = static_cast<NodeConnection *>(ac->data);
-    if (self == nullptr || self->destroying_ || self->ctx_.get() != ac) {
-        return; // we initiated it: teardown() finishes the job
-    }
-    CallbackScope scope(self->in_callback_);
-    // hiredis dropped the connection (EOF, I/O or protocol error) and frees
-    // the context after this returns.
-    if (ac->errstr[0] != '\0') {
-        self->last_error_ = ac->errstr;
-    } else if (self->last_error_.empty()) {
-        self->last_error_ = "connection closed";
-    }
-    (void)self->ctx_.release();
-    self->connected_ = false;
-    self->wait_needed_ = false;
-    self->wait_in_flight_ = false;
-    self->last_failure_ms_ = now_ms();
-    self->fail_held();
-    self->handler_.on_node_down(*self, self->last_error_);
-}
-
-void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    auto *self = static_cast<NodeConnection *>(ac->data);
-    if (self == nullptr) {
+void NodeConnection::on_read(bufferevent *bev, void *arg) {
+    auto *self = static_cast<NodeConnection *>(arg);
+    if (self->bev_.get() != bev) {
         return;
     }
-    const uint64_t generation = from_privdata(privdata);
-    if (self->sent_.empty() || self->sent_.front().generation != generation) {
-        log::error("redis_reply_desync", {{"node", self->name_}});
-        return;
-    }
-    const Sent sent = self->sent_.front();
-    self->sent_.pop_front();
-    if (self->destroying_) {
-        return;
-    }
-    CallbackScope scope(self->in_callback_);
-    const auto *r = static_cast<const redisReply *>(reply);
-    if (sent.kind == Kind::Auth) {
-        if (r != nullptr) {
-            self->on_auth_reply(*r);
+    evbuffer *in = bufferevent_get_input(bev);
+    for (std::size_t left = evbuffer_get_length(in); left > 0; left = evbuffer_get_length(in)) {
+        evbuffer_iovec chunks[8];
+        const int n = evbuffer_peek(in, -1, nullptr, chunks, 8);
+        std::size_t fed = 0;
+        for (int i = 0; i < n && i < 8; ++i) {
+            if (redisReaderFeed(self->reader_.get(), static_cast<const char *>(chunks[i].iov_base),
+                                chunks[i].iov_len) != REDIS_OK) {
+                self->teardown("out of memory");
+                return;
+            }
+            fed += chunks[i].iov_len;
         }
+        evbuffer_drain(in, fed);
+    }
+    CallbackScope scope(self->in_callback_);
+    for (;;) {
+        void *raw = nullptr;
+        if (redisReaderGetReply(self->reader_.get(), &raw) != REDIS_OK) {
+            // new_reply_reader's bound shows as hiredis's out-of-memory error.
+            self->teardown(self->reader_->err == REDIS_ERR_OOM
+                               ? "protocol error: an array reply above " + std::to_string(kMaxReplyElements) +
+                                     " elements, or out of memory"
+                               : std::string("protocol error: ") + self->reader_->errstr);
+            return;
+        }
+        if (raw == nullptr) {
+            return;
+        }
+        const std::unique_ptr<void, ReplyFree> reply(raw);
+        if (self->sent_.empty()) {
+            log::error("redis_reply_desync", {{"node", self->name_}});
+            self->teardown("a reply to no command");
+            return;
+        }
+        self->handle_reply(*static_cast<const redisReply *>(raw));
+    }
+}
+
+void NodeConnection::handle_reply(const redisReply &reply) {
+    const Sent sent = sent_.front();
+    sent_.pop_front();
+    const redisReply *r = &reply;
+    if (sent.kind == Kind::Auth) {
+        on_auth_reply(*r);
         return;
     }
-    if (self->auth_refused_ && sent.generation == self->generation_) {
+    if (auth_refused_) {
         // Behind a refused AUTH every command was answered NOAUTH without
         // running: lost, so that the caller retries it, never answered.
-        r = nullptr;
-    }
-    if (r == nullptr) {
-        if (ac->errstr[0] != '\0' && self->ctx_.get() == ac) {
-            self->last_error_ = ac->errstr;
-        }
         if (sent.kind == Kind::Command || sent.kind == Kind::Refresh) {
-            self->handler_.on_node_reply(*self, sent.kind, sent.id, nullptr, -1);
+            handler_.on_node_reply(*this, sent.kind, sent.id, nullptr, -1);
         }
         return;
     }
@@ -387,15 +441,15 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
     case Kind::Auth: break;
     case Kind::Refresh: {
         const Reply copy = Reply::from_hiredis(*r);
-        self->handler_.on_node_reply(*self, sent.kind, sent.id, &copy, -1);
+        handler_.on_node_reply(*this, sent.kind, sent.id, &copy, -1);
         break;
     }
     case Kind::Command:
         if (sent.waits) {
-            self->held_.push_back(Held{sent.id, Reply::from_hiredis(*r)});
+            held_.push_back(Held{sent.id, Reply::from_hiredis(*r)});
         } else {
             const Reply copy = Reply::from_hiredis(*r);
-            self->handler_.on_node_reply(*self, sent.kind, sent.id, &copy, -1);
+            handler_.on_node_reply(*this, sent.kind, sent.id, &copy, -1);
         }
         break;
     case Kind::Wait: {
@@ -405,16 +459,16 @@ void NodeConnection::on_reply(redisAsyncContext *ac, void *reply, void *privdata
         // no replica.
         const int acked = r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : 0;
         if (r->type != REDIS_REPLY_INTEGER) {
-            log::warn("redis_wait_failed", {{"node", self->name_}, {"reply", r->str ? r->str : ""}});
+            log::warn("redis_wait_failed", {{"node", name_}, {"reply", r->str ? r->str : ""}});
         }
-        self->wait_in_flight_ = false;
+        wait_in_flight_ = false;
         std::vector<Held> held;
-        held.swap(self->held_);
+        held.swap(held_);
         for (const Held &h : held) {
-            self->handler_.on_node_reply(*self, Kind::Command, h.id, &h.reply, acked);
+            handler_.on_node_reply(*this, Kind::Command, h.id, &h.reply, acked);
         }
         // Cover what went out while this WAIT was blocking.
-        self->send_wait();
+        send_wait();
         break;
     }
     }

@@ -1,8 +1,12 @@
-// One hiredis async connection to one cluster node, bound to libevent.
+// One connection to one cluster node on libevent: a bufferevent over TCP,
+// or over TLS (OpenSSL; see tls_context.hpp), with hiredis's reply parser.
+// hiredis 0.14's own async transport cannot do TLS, so only its parser is
+// used.
 //
-// Commands are pipelined: hiredis appends each to its output buffer and the
-// buffer is written when the socket is writable, so everything queued during
-// one event-loop turn leaves in one write. Replies come back in order, so a
+// Commands are pipelined: each is appended to the bufferevent's output
+// buffer, written when the socket is writable, so everything queued during
+// one event-loop turn leaves in one write. With TLS, what is queued before
+// the handshake ends goes out after it. Replies come back in order, so a
 // FIFO of what was sent tells which reply answers what, and the age of its
 // head tells a frozen node (SIGSTOP: TCP still accepts, nothing answers).
 //
@@ -14,17 +18,17 @@
 // loop turn would queue up timeouts without bound. Commands sent while a
 // WAIT is out are covered by the next one, sent when it answers.
 //
-// With a password, every new hiredis context gets AUTH as its first command,
+// With a password, every new connection gets AUTH as its first command,
 // queued before anything a caller sends. Redis answers in order, so the
 // commands pipelined behind it need not wait for its answer; if AUTH is
 // refused, Redis answered them NOAUTH without running them, and they are
 // reported lost (retried elsewhere or later), never as answered.
 //
-// A host name is resolved through Options::resolver before hiredis connects
-// to the address (hiredis's own lookup would block the loop). Commands sent
+// A host name is resolved through Options::resolver before connecting to
+// the address (a blocking lookup would stall the loop). Commands sent
 // meanwhile wait in order and go out once connected; a failed lookup is a
 // failed connect (backoff, commands reported lost), and connect_timeout_ms
-// covers the lookup and the connect together.
+// covers the lookup, the connect and the TLS handshake together.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +41,10 @@
 #include "host_port.hpp"
 #include "reply.hpp"
 #include "resolver.hpp"
-struct redisAsyncContext;
+#include "tls_context.hpp"
+struct bufferevent;
+struct redisReader;
+struct redisReply;
 
 namespace levee::redis {
 
@@ -60,8 +67,8 @@ class NodeConnection {
         // reply (0 when the WAIT itself failed: no replica is known to have
         // it), -1 for a reply no WAIT followed.
         //
-        // May run inside a hiredis callback: the handler may send() on any
-        // connection, but must not destroy one.
+        // Runs inside the connection's own callbacks: the handler may send()
+        // on any connection, but must not destroy one.
         virtual void on_node_reply(NodeConnection &node, Kind kind, uint64_t id, const Reply *reply,
                                    int replicas_acked) = 0;
         // The connection is gone; every unanswered command was reported lost
@@ -86,11 +93,13 @@ class NodeConnection {
         std::string password;
         // Resolves host names; null: only numeric hosts connect.
         Resolver *resolver = nullptr;
+        // Non-null: every connection is TLS, its peer verified.
+        std::shared_ptr<const TlsContext> tls;
     };
 
     NodeConnection(event_base *base, HostPort addr, Options opts, Handler &handler);
-    // Frees the hiredis context without reporting to the handler. Must not
-    // run inside one of this connection's hiredis callbacks (use close()).
+    // Closes the connection without reporting to the handler. Must not run
+    // inside one of this connection's callbacks (use close()).
     ~NodeConnection();
     NodeConnection(const NodeConnection &) = delete;
     NodeConnection &operator=(const NodeConnection &) = delete;
@@ -101,18 +110,19 @@ class NodeConnection {
     bool send(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error);
 
     // Closes the connection when connecting or the oldest unanswered command
-    // has taken too long. Call from a timer, not from a hiredis callback.
+    // has taken too long. Call from a timer, not from a connection's callback.
     void check_timeouts(int64_t now_ms);
 
     // Drops the connection; unanswered commands are reported lost, then
-    // on_node_down. Deferred to the next loop turn inside a hiredis callback.
+    // on_node_down. Deferred to the next loop turn inside a connection's callback.
     void close(const std::string &why);
 
     const HostPort &addr() const { return addr_; }
     const std::string &name() const { return name_; }
     bool connected() const { return connected_; }
-    // Why the connection last went down ("command timeout", hiredis's
-    // error...): valid while lost commands are being reported.
+    // Why the connection last went down ("command timeout", "Connection
+    // refused", "TLS: certificate verify failed: ..."): valid while lost
+    // commands are being reported.
     const std::string &last_error() const { return last_error_; }
     std::size_t unanswered() const { return sent_.size() + held_.size(); }
     // Connect attempts that failed since the last successful one (with a
@@ -140,13 +150,15 @@ class NodeConnection {
     int auth_refusals() const { return auth_refusals_; }
 
   private:
-    struct AsyncFree {
-        void operator()(redisAsyncContext *ac) const;
+    struct BufferEventFree {
+        void operator()(bufferevent *bev) const;
+    };
+    struct ReaderFree {
+        void operator()(redisReader *reader) const;
     };
     struct Sent {
         Kind kind;
         uint64_t id;
-        uint64_t generation; // which hiredis context it went out on
         int64_t sent_ms;
         // Whether a WAIT follows it: fixed when sent, so that a reload
         // changing wait_replicas never holds a reply no WAIT will release.
@@ -158,23 +170,26 @@ class NodeConnection {
     };
 
     // A connection exists or is being set up (its host name resolving).
-    bool open() const { return ctx_ || lookup_; }
+    bool open() const { return bev_ || lookup_; }
     bool connect(std::string &error);
-    bool open_context(const std::string &address, std::string &error);
+    // Starts connecting to a numeric address (and the TLS handshake).
+    bool open_transport(const std::string &address, std::string &error);
     void on_resolved(bool ok, const std::string &address, const std::string &error);
-    // Reports lost what was sent while the host name resolved.
-    void drop_unsent();
     bool append(Kind kind, uint64_t id, const std::vector<std::string> &argv, std::string &error);
+    bool write(const std::string &cmd);
+    void handle_reply(const redisReply &r);
     void on_auth_reply(const redisReply &r);
+    // Why the transport failed, from OpenSSL or the socket.
+    std::string transport_error(short events) const;
+    // Closes the transport; unanswered commands are reported lost, then on_node_down.
     void teardown(const std::string &why);
     void fail_held();
     void schedule_deferred();
     void note_connect_failure();
     void send_wait();
 
-    static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
-    static void on_connect(const redisAsyncContext *ac, int status);
-    static void on_disconnect(const redisAsyncContext *ac, int status);
+    static void on_read(bufferevent *bev, void *arg);
+    static void on_event(bufferevent *bev, short events, void *arg);
     static void on_deferred(int fd, short what, void *arg);
 
     event_base *base_;
@@ -183,12 +198,12 @@ class NodeConnection {
     Options opts_;
     Handler &handler_;
 
-    std::unique_ptr<redisAsyncContext, AsyncFree> ctx_;
+    std::unique_ptr<bufferevent, BufferEventFree> bev_;
+    std::unique_ptr<redisReader, ReaderFree> reader_;
     std::unique_ptr<Resolver::Lookup> lookup_;
     std::vector<std::string> unsent_; // RESP of the commands sent while resolving, in order
     EventPtr deferred_ev_;
-    uint64_t generation_ = 0;
-    bool connected_ = false;
+    bool connected_ = false; // TCP connected and, with TLS, the handshake done
     int64_t connect_started_ms_ = 0;
     int connect_failures_ = 0;
     int64_t next_connect_ms_ = 0;
@@ -200,8 +215,7 @@ class NodeConnection {
     bool wait_in_flight_ = false; // a WAIT is unanswered
     int64_t last_failure_ms_ = -1;
     bool deferred_scheduled_ = false;
-    bool destroying_ = false;
-    bool auth_refused_ = false; // on the current context
+    bool auth_refused_ = false; // on the current connection
     std::string auth_error_;
     std::string sent_password_; // the AUTH of the current connection, masked in its error
     int auth_refusals_ = 0;

@@ -4,6 +4,41 @@
 
 namespace levee::redis {
 
+namespace {
+
+// hiredis keeps its reply constructors private; a default reader points at
+// them, and they live as long as the library.
+const redisReplyObjectFunctions &hiredis_functions() {
+    static const redisReplyObjectFunctions fns = [] {
+        redisReader *r = redisReaderCreate();
+        const redisReplyObjectFunctions copy = *r->fn;
+        redisReaderFree(r);
+        return copy;
+    }();
+    return fns;
+}
+
+void *create_bounded_array(const redisReadTask *task, int elements) {
+    if (elements < 0 || elements > kMaxReplyElements) {
+        return nullptr; // the reader reports it as a protocol error
+    }
+    return hiredis_functions().createArray(task, elements);
+}
+
+redisReplyObjectFunctions bounded_functions() {
+    redisReplyObjectFunctions fns = hiredis_functions();
+    fns.createArray = &create_bounded_array;
+    return fns;
+}
+
+} // namespace
+
+redisReader *new_reply_reader() {
+    // hiredis keeps the pointer, never writes through it.
+    static redisReplyObjectFunctions fns = bounded_functions();
+    return redisReaderCreateWithFunctions(&fns);
+}
+
 Reply Reply::from_hiredis(const redisReply &r) {
     Reply out;
     switch (r.type) {

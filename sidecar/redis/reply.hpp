@@ -7,6 +7,7 @@
 #include <vector>
 
 struct redisReply;
+struct redisReader;
 
 namespace levee::redis {
 
@@ -33,5 +34,15 @@ struct Reply {
     // space or the end (Redis error codes: "MOVED", "ASK", "CLUSTERDOWN"...).
     bool error_is(std::string_view prefix) const;
 };
+
+// Elements an array reply may declare. hiredis 0.14 allocates the array as
+// soon as it reads the header, so one line from a broken or hostile peer
+// ("*2147483647") would ask for 16 GiB; the largest real reply (CLUSTER
+// SLOTS of a fragmented cluster, a big room's members) is far below this.
+constexpr int kMaxReplyElements = 1 << 20;
+
+// A hiredis reply parser that fails with a protocol error on an array
+// header above kMaxReplyElements. Free it with redisReaderFree().
+redisReader *new_reply_reader();
 
 } // namespace levee::redis

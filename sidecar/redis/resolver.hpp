@@ -4,7 +4,7 @@
 // the caller's thread: with a nameserver that does not answer, that is
 // seconds per connect attempt during which leveed's loop serves no frame.
 // leveed resolves on the loop with libevent's evdns instead (/etc/hosts
-// first, then the nameservers of /etc/resolv.conf) and hands hiredis the
+// first, then the nameservers of /etc/resolv.conf) and connects to the
 // numeric address. A numeric host is used as it is.
 #pragma once
 

@@ -1,5 +1,6 @@
 // libFuzzer target: what a Redis node may answer leveed, read by hiredis's
-// own reply parser as on the wire (RESP). A reply is taken as the answer to
+// own reply parser as on the wire (RESP), bounded as leveed's connections
+// bound it (new_reply_reader). A reply is taken as the answer to
 // CLUSTER SLOTS; an error reply also as a MOVED/ASK redirect. A map that
 // parses routes every slot to one of its nodes or to none, and a redirect
 // that parses points its slot where it says.
@@ -64,7 +65,7 @@ void check_redirect(const Reply &reply, SlotMap &map) {
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
-    redisReader *reader = redisReaderCreate();
+    redisReader *reader = levee::redis::new_reply_reader();
     if (redisReaderFeed(reader, reinterpret_cast<const char *>(data), size) != REDIS_OK) {
         redisReaderFree(reader);
         return 0;

@@ -241,6 +241,46 @@ TEST(Config, RedisUserNeedsAPassword) {
     EXPECT_TRUE(levee::validate_config(c).empty());
 }
 
+TEST(Config, RedisTlsSettings) {
+    levee::Config c;
+    EXPECT_FALSE(c.redis_tls);
+    auto errors = levee::parse_config("redis_tls on\n"
+                                      "redis_tls_ca_file /etc/levee/ca.crt\n"
+                                      "redis_tls_cert_file /etc/levee/leveed.crt\n"
+                                      "redis_tls_key_file /etc/levee/leveed.key\n"
+                                      "redis_tls_server_name redis.internal\n",
+                                      c);
+    ASSERT_TRUE(errors.empty()) << errors[0].message;
+    EXPECT_TRUE(c.redis_tls);
+    EXPECT_EQ(c.redis_tls_ca_file, "/etc/levee/ca.crt");
+    EXPECT_EQ(c.redis_tls_cert_file, "/etc/levee/leveed.crt");
+    EXPECT_EQ(c.redis_tls_key_file, "/etc/levee/leveed.key");
+    EXPECT_EQ(c.redis_tls_server_name, "redis.internal");
+    EXPECT_TRUE(levee::validate_config(c).empty());
+
+    levee::Config bad;
+    errors = levee::parse_config("redis_tls yes\nredis_tls_ca_file ca.crt\nredis_tls_server_name a b\n", bad);
+    ASSERT_EQ(errors.size(), 3u);
+    EXPECT_EQ(errors[0].line, 1);
+    EXPECT_EQ(errors[0].message, "redis_tls must be on or off");
+    EXPECT_EQ(errors[1].message, "redis_tls_ca_file must be an absolute path");
+    EXPECT_EQ(errors[2].message, "redis_tls_server_name must be a host name or address");
+}
+
+TEST(Config, RedisTlsFilesWithTlsOffOrACertWithoutKeyAreRefused) {
+    levee::Config c;
+    ASSERT_TRUE(levee::parse_config("redis_tls_ca_file /etc/levee/ca.crt\n", c).empty());
+    auto errors = levee::validate_config(c);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].message, "redis_tls_ca_file is set but redis_tls is off: set redis_tls on");
+
+    levee::Config half;
+    ASSERT_TRUE(levee::parse_config("redis_tls on\nredis_tls_cert_file /etc/levee/leveed.crt\n", half).empty());
+    errors = levee::validate_config(half);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].message, "redis_tls_cert_file and redis_tls_key_file go together: set both or neither");
+}
+
 TEST(Config, TheAdminSocketIsBesideTheSocketUnlessToldOrOff) {
     levee::Config c;
     EXPECT_EQ(c.admin_socket_path(), "/run/levee/leveed-admin.sock");

@@ -38,3 +38,28 @@ TEST(Reply, CopiesHiredisReplyDeeply) {
     EXPECT_EQ(r.elements[2].elements[0].str, "OK");
     EXPECT_EQ(r.elements[2].elements[1].type, Reply::Type::Nil);
 }
+
+// hiredis allocates an array when it reads the header: the header alone
+// must not make leveed ask for gigabytes.
+TEST(Reply, TheReaderRefusesAnArrayHeaderAboveTheBound) {
+    for (const std::string &wire : {std::string("*2147483647\r\n"), "*" + std::to_string(levee::redis::kMaxReplyElements + 1) + "\r\n",
+                                   std::string("*1\r\n*-2\r\n")}) {
+        redisReader *reader = levee::redis::new_reply_reader();
+        ASSERT_EQ(redisReaderFeed(reader, wire.data(), wire.size()), REDIS_OK);
+        void *raw = nullptr;
+        EXPECT_EQ(redisReaderGetReply(reader, &raw), REDIS_ERR) << wire;
+        EXPECT_EQ(raw, nullptr);
+        redisReaderFree(reader);
+    }
+    redisReader *reader = levee::redis::new_reply_reader();
+    const char wire[] = "*2\r\n:1\r\n*-1\r\n";
+    ASSERT_EQ(redisReaderFeed(reader, wire, sizeof(wire) - 1), REDIS_OK);
+    void *raw = nullptr;
+    ASSERT_EQ(redisReaderGetReply(reader, &raw), REDIS_OK);
+    ASSERT_NE(raw, nullptr);
+    const Reply r = Reply::from_hiredis(*static_cast<redisReply *>(raw));
+    freeReplyObject(raw);
+    redisReaderFree(reader);
+    ASSERT_EQ(r.elements.size(), 2u);
+    EXPECT_EQ(r.elements[1].type, Reply::Type::Nil);
+}
