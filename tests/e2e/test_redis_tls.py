@@ -28,11 +28,14 @@ from harness.wait import wait_until
 # A space inside, as in test_redis_auth.py: AUTH carries it as one argument.
 PASSWORD = "levee-tls s3cret"
 
-# What OpenSSL says when it refuses a peer's certificate (the handshake
-# error, or X509_verify_cert_error_string for an unknown CA or a name the
-# certificate does not carry).
+# What OpenSSL says when it refuses a peer's certificate: the handshake's
+# error, or X509_verify_cert_error_string's reason. A node sends its CA
+# along (OpenSSL builds the chain from tls-ca-cert-file), so another CA
+# meets "self-signed certificate in certificate chain", not "unable to get
+# local issuer certificate"; a name the certificate lacks, "hostname
+# mismatch" or "IP address mismatch".
 VERIFY_FAILED = re.compile(r"certificate verify failed|unable to get local issuer certificate"
-                           r"|hostname mismatch|IP address mismatch", re.I)
+                           r"|self[- ]signed certificate|hostname mismatch|IP address mismatch", re.I)
 
 # A TLS record of type handshake (22), protocol major version 3: how every
 # TLS connection's first bytes (the ClientHello) begin.
