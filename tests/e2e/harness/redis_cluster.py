@@ -103,9 +103,9 @@ class RedisNode:
                         "tls-cluster yes\n"
                         "tls-replication yes\n"
                         "tls-auth-clients yes\n"
-                        f"tls-cert-file {tls.server_cert}\n"
-                        f"tls-key-file {tls.server_key}\n"
-                        f"tls-ca-cert-file {tls.ca}\n")
+                        f"tls-cert-file {_conf_quote(tls.server_cert)}\n"
+                        f"tls-key-file {_conf_quote(tls.server_key)}\n"
+                        f"tls-ca-cert-file {_conf_quote(tls.ca)}\n")
             if password:
                 # masterauth: a replica authenticates to its master with it
                 f.write(f"requirepass {_conf_quote(password)}\n"
