@@ -60,6 +60,12 @@ def leveectl(levee_build, leveed, *args: str) -> list[str]:
             *args]
 
 
+def wait_ready(leveed) -> None:
+    """leveed has its slot map (CLUSTER SLOTS answered over TLS): a probe's
+    ``redis_node`` is named from it."""
+    leveed.wait_for_log(r"\bredis_cluster_ready\b", timeout=15)
+
+
 def probe(levee_build, leveed, key: str, value: str) -> tuple[dict, str]:
     """``leveectl probe``'s fields and whole output. No database here: the
     probe's ``ok`` is no ("no database configured"); its Redis half is
@@ -104,6 +110,7 @@ def test_probe_and_beat_reach_every_master_over_verified_tls_with_auth(
     cluster = redis_tls_cluster
     d = make_leveed(redis_seeds=cluster.seeds[:1],
                     settings=tls_settings(tls_files, redis_tls_server_name=server_name))
+    wait_ready(d)
     # one key per master: a TLS connection to each, each opened with AUTH
     for port, key in cluster.key_for_each_master(f"tls-probe-{server_name}-").items():
         got, out = probe(levee_build, d, key, f"value-of-{key}")
@@ -204,6 +211,7 @@ def test_nothing_is_written_without_a_verified_tls_session(redis_tls_cluster, re
     d, relay, got, out = refused[case]
     assert_nothing_written(redis_tls_cluster, f"tls-{case}", got, out)
     assert d.pid, "leveed exited: it must keep running (and retrying)"
+    assert "redis_cluster_ready" not in d.log()
     assert PASSWORD not in d.log() and "s3cret" not in out
 
 
@@ -234,6 +242,7 @@ def test_tls_off_sends_plaintext_the_tls_port_refuses(refused):
 def test_a_failover_is_followed_over_tls(redis_tls_cluster, tls_files, make_leveed, levee_build):
     cluster = redis_tls_cluster
     d = make_leveed(redis_seeds=cluster.seeds, settings=tls_settings(tls_files))
+    wait_ready(d)
     victim = cluster.masters()[0][0]
     key = cluster.key_for_each_master("tls-failover-")[victim]
     got, out = probe(levee_build, d, key, "before")
