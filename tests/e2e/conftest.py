@@ -14,7 +14,8 @@ from harness import proc as _proc  # noqa: E402
 from harness.leveed import Leveed  # noqa: E402
 from harness.mongo_db import MongoDatabase  # noqa: E402
 from harness.nginx import Nginx  # noqa: E402
-from harness.redis_cluster import RedisCluster  # noqa: E402
+from harness.redis_cluster import TLS_SERVER_NAME, RedisCluster  # noqa: E402
+from harness.tls_certs import TlsFiles, make_tls_files  # noqa: E402
 from harness.upstream_app import UpstreamApp  # noqa: E402
 from harness.wait import wait_until  # noqa: E402,F401  (re-export for tests)
 
@@ -105,9 +106,40 @@ def redis_cluster():
         rc.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> TlsFiles:
+    """Certificates for the session (harness/tls_certs.py): ``ca``; a server
+    certificate it signed for ``DNS:redis.levee.test`` (``TLS_SERVER_NAME``
+    of harness/redis_cluster.py) and ``IP:127.0.0.1``;
+    a client certificate it signed; ``other_ca``, which signed neither."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"), san=f"DNS:{TLS_SERVER_NAME},IP:127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def redis_tls_password():
+    """The password of ``redis_tls_cluster``: none. A test file that wants
+    one defines a fixture of this name."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def redis_tls_cluster(tls_files, redis_tls_password):
+    """A 3-master / 3-replica cluster of the test file that speaks TLS only
+    (``tls_files``' server certificate; clients must present one signed by
+    its CA; cluster bus and replication over TLS), with
+    ``redis_tls_password`` if one is set."""
+    rc = RedisCluster(n_masters=3, replicas=1, tls=tls_files, password=redis_tls_password)
+    try:
+        rc.start()
+        yield rc
+    finally:
+        rc.stop()
+
+
 @pytest.fixture
 def make_redis_cluster():
-    """Factory for a private cluster: ``make_redis_cluster(n_masters=3, replicas=1)``."""
+    """Factory for a private cluster: ``make_redis_cluster(n_masters=3, replicas=1,
+    password=None, tls=None)``."""
     made: list[RedisCluster] = []
 
     def factory(n_masters: int = 3, replicas: int = 1, **kw) -> RedisCluster:

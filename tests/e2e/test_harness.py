@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from harness.nginx import Nginx
 from harness.ports import free_port
 from harness.proc import ComponentUnavailable, pid_alive
 from harness.redis_cluster import NSLOTS, key_hash_slot
+from harness.tcp_relay import TcpRelay
 from harness.wait import WaitTimeout, wait_until
 from harness.ws_client import WebSocketClient
 
@@ -194,6 +196,49 @@ def test_failover_restart_and_freeze(make_redis_cluster):
     rc.stop()
     assert gone(pids)
     rc.stop()  # idempotent
+
+
+def test_tls_cluster_speaks_tls_only_and_wants_a_client_certificate(make_redis_cluster, tls_files):
+    rc = make_redis_cluster(tls=tls_files, password="tls pw")
+    masters = rc.masters()
+    assert len(masters) == 3 and len(rc.replicas()) == 3
+    for port in rc.ports:
+        assert rc.info_cluster(port)["cluster_state"] == "ok"
+    # CLUSTER SLOTS names the TLS ports: the only ones there are
+    slots = rc.cli(rc.ports[0], "CLUSTER", "SLOTS", check=True).split()
+    assert {str(p) for p, _i, _r in masters} <= set(slots), slots
+    key = "harness:tls"
+    assert rc.cli(rc.master_for_key(key), "SET", key, "over-tls", check=True) == "OK"
+    assert rc.cli(rc.ports[0], "GET", key, cluster_mode=True) == "over-tls"
+
+    port = rc.master_for_key(key)
+    auth = ["-a", "tls pw", "--no-auth-warning"]
+
+    def cli(*extra):
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), *auth, *extra, "GET", key],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout + r.stderr
+
+    assert "over-tls" not in cli(), "plain TCP answered"
+    assert "over-tls" not in cli("--tls", "--cacert", tls_files.ca), "answered a client without a certificate"
+    assert "certificate verify failed" in cli("--tls", "--cacert", tls_files.other_ca,
+                                              "--cert", tls_files.client_cert, "--key", tls_files.client_key)
+    assert cli("--tls", "--cacert", tls_files.ca, "--cert", tls_files.client_cert,
+               "--key", tls_files.client_key).strip() == "over-tls"
+
+
+def test_tcp_relay_forwards_and_keeps_what_the_client_sent(make_upstream):
+    app = make_upstream("relayed")
+    with TcpRelay(app.port) as relay:
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as s:
+                s.sendall(b"GET /via-relay HTTP/1.0\r\nHost: x\r\n\r\n")
+                got = b""
+                while chunk := s.recv(65536):
+                    got += chunk
+            assert got.startswith(b"HTTP/1.") and b"/via-relay" in got, got
+        sent = relay.sent()
+    assert len(sent) == 2 and all(c.startswith(b"GET /via-relay ") for c in sent), sent
 
 
 # ------------------------------------------------------------------ nginx + upstream

@@ -12,37 +12,23 @@ import subprocess
 import pytest
 
 from harness.ports import free_port
+from harness.tls_certs import make_tls_files
 from harness.wait import wait_until
 
 FERRETDB = os.path.join(os.environ.get("LEVEE_TOOLS_DIR", "/opt/levee-tools"), "ferretdb", "bin", "ferretdb")
 
 
-def openssl(*args: str, cwd) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def make_ca(d, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-            "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=d)
-
-
 @pytest.fixture
 def tls_database(tmp_path):
     assert os.access(FERRETDB, os.X_OK), f"{FERRETDB} missing: run scripts/install-deps.sh"
-    make_ca(tmp_path, "ca")
-    make_ca(tmp_path, "other-ca")
-    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
-            "-out", "server.csr", cwd=tmp_path)
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "san.cnf", "-out", "server.pem", cwd=tmp_path)
+    tls = make_tls_files(tmp_path)
     port = free_port()
     (tmp_path / "data").mkdir()
     log = open(tmp_path / "ferretdb.log", "w")
     proc = subprocess.Popen([FERRETDB, "--handler=sqlite", f"--sqlite-url=file:{tmp_path / 'data'}/",
                              "--listen-addr=", f"--listen-tls=127.0.0.1:{port}",
-                             f"--listen-tls-cert-file={tmp_path / 'server.pem'}",
-                             f"--listen-tls-key-file={tmp_path / 'server.key'}",
+                             f"--listen-tls-cert-file={tls.server_cert}",
+                             f"--listen-tls-key-file={tls.server_key}",
                              "--telemetry=disable", f"--state-dir={tmp_path / 'data'}", "--debug-addr=-",
                              "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
     try:

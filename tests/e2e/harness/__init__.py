@@ -8,6 +8,10 @@ Components (each: ``start()``, idempotent ``stop()``, context manager):
 * :class:`UpstreamApp` (upstream_app.py) — HTTP + WebSocket echo app
 * :class:`Leveed` (leveed.py) — the sidecar
 
+and :class:`TlsFiles` / :func:`make_tls_files` (tls_certs.py, throw-away
+certificates), :class:`TcpRelay` (tcp_relay.py, a relay that keeps what
+crossed it).
+
 Names are imported lazily so ``python -m harness.upstream_app`` stays light.
 """
 
@@ -24,6 +28,9 @@ _EXPORTS = {
     "UpstreamApp": "upstream_app",
     "WebSocketClient": "ws_client",
     "Leveed": "leveed",
+    "TlsFiles": "tls_certs",
+    "make_tls_files": "tls_certs",
+    "TcpRelay": "tcp_relay",
     "wait_until": "wait",
     "WaitTimeout": "wait",
     "free_port": "ports",

@@ -12,11 +12,16 @@ from . import proc as _proc
 from .base import Component
 from .ports import free_port
 from .proc import ComponentUnavailable, HarnessError
+from .tls_certs import TlsFiles
 
-__all__ = ["RedisCluster", "RedisNode", "key_hash_slot", "NSLOTS"]
+__all__ = ["RedisCluster", "RedisNode", "key_hash_slot", "NSLOTS", "TLS_SERVER_NAME"]
 
 NSLOTS = 16384
 HOST = "127.0.0.1"
+# The DNS name the nodes' certificate carries besides IP:127.0.0.1
+# (conftest's ``tls_files``): CLUSTER SLOTS gives IPs, so a client that
+# verifies a name needs one every node shares.
+TLS_SERVER_NAME = "redis.levee.test"
 
 
 # ---------------------------------------------------------------- hash slots
@@ -42,33 +47,40 @@ def key_hash_slot(key: str | bytes) -> int:
     return _crc16(k) % NSLOTS
 
 
-# ---------------------------------------------------------------- auth
+# ---------------------------------------------------------------- auth, TLS
 
 def _conf_quote(value: str) -> str:
     """A redis.conf argument that survives spaces, quotes and backslashes."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _auth_args(password: str | None) -> list[str]:
-    """redis-cli's arguments for a cluster with a password; none without.
-    ``--no-auth-warning``: redis-cli would warn on stderr at every call."""
-    return ["-a", password, "--no-auth-warning"] if password else []
+def _cli_args(password: str | None, tls: TlsFiles | None) -> list[str]:
+    """redis-cli's arguments for a cluster with a password and/or TLS; none
+    without. ``--no-auth-warning``: redis-cli would warn on stderr at every
+    call. TLS: the harness is a client like leveed, with a client certificate
+    (the nodes have ``tls-auth-clients yes``)."""
+    args = ["-a", password, "--no-auth-warning"] if password else []
+    if tls is not None:
+        args += ["--tls", "--cacert", tls.ca, "--cert", tls.client_cert, "--key", tls.client_key]
+    return args
 
 
 # ---------------------------------------------------------------- one node
 
 class RedisNode:
-    def __init__(self, port: int, dir: str, password: str | None = None) -> None:
+    def __init__(self, port: int, dir: str, password: str | None = None, tls: TlsFiles | None = None) -> None:
         self.port = port
         self.dir = dir
         self.password = password
+        self.tls = tls
         self.conf = os.path.join(dir, "redis.conf")
         self.log = os.path.join(dir, "redis.log")
         self.proc: subprocess.Popen | None = None
         self.frozen = False
         with open(self.conf, "w") as f:
             f.write(
-                f"port {port}\n"
+                # TLS: no plaintext port (tls-port below)
+                f"port {port if tls is None else 0}\n"
                 f"bind {HOST}\n"
                 "protected-mode no\n"
                 "daemonize no\n"
@@ -82,6 +94,18 @@ class RedisNode:
                 f"logfile {self.log}\n"
                 "loglevel notice\n"
             )
+            if tls is not None:
+                # The cluster bus and replication over TLS too, so CLUSTER
+                # SLOTS and redirects name TLS ports. A node presents its
+                # server certificate when it is the client (bus, replica to
+                # master).
+                f.write(f"tls-port {port}\n"
+                        "tls-cluster yes\n"
+                        "tls-replication yes\n"
+                        "tls-auth-clients yes\n"
+                        f"tls-cert-file {_conf_quote(tls.server_cert)}\n"
+                        f"tls-key-file {_conf_quote(tls.server_key)}\n"
+                        f"tls-ca-cert-file {_conf_quote(tls.ca)}\n")
             if password:
                 # masterauth: a replica authenticates to its master with it
                 f.write(f"requirepass {_conf_quote(password)}\n"
@@ -114,7 +138,7 @@ class RedisNode:
                                    + _proc.tail(self.log, 20))
             try:
                 r = subprocess.run(["redis-cli", "-h", HOST, "-p", str(self.port),
-                                    *_auth_args(self.password), "PING"],
+                                    *_cli_args(self.password, self.tls), "PING"],
                                    capture_output=True, text=True, timeout=2)
                 if r.stdout.strip() == "PONG":
                     return
@@ -146,6 +170,13 @@ class RedisCluster(Component):
     ``password``: every node gets ``requirepass`` and ``masterauth``, and
     every ``redis-cli`` the harness runs passes it (``-a``). None: no auth.
 
+    ``tls``: (:class:`~harness.tls_certs.TlsFiles`) every node listens with
+    TLS only (``port 0``, ``tls-port``), its cluster bus and replication use
+    TLS, and clients must present a certificate signed by ``tls.ca``
+    (``tls-auth-clients yes``); every ``redis-cli`` the harness runs passes
+    ``--tls`` with ``tls.ca`` and the client certificate. ``ports`` and
+    ``seeds`` are then TLS ports. None: plain TCP.
+
     >>> with RedisCluster() as rc:
     ...     rc.cli(rc.master_for_key("k"), "SET", "k", "v")
     """
@@ -153,7 +184,7 @@ class RedisCluster(Component):
     kind = "redis-cluster"
 
     def __init__(self, n_masters: int = 3, replicas: int = 1, start_timeout: float = 30.0,
-                 password: str | None = None) -> None:
+                 password: str | None = None, tls: TlsFiles | None = None) -> None:
         super().__init__()
         if n_masters < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 masters")
@@ -161,6 +192,7 @@ class RedisCluster(Component):
         self.n_replicas = replicas
         self.start_timeout = start_timeout
         self.password = password
+        self.tls = tls
         self.nodes: dict[int, RedisNode] = {}
         self.dir: str | None = None
 
@@ -175,13 +207,13 @@ class RedisCluster(Component):
             port = free_port(max_port=55534, also_free=(10000,))
             d = os.path.join(self.dir, str(port))
             os.makedirs(d)
-            self.nodes[port] = RedisNode(port, d, self.password)
+            self.nodes[port] = RedisNode(port, d, self.password, self.tls)
         for node in self.nodes.values():
             node.start()
         for node in self.nodes.values():
             node.wait_ping()
         r = subprocess.run(
-            ["redis-cli", *_auth_args(self.password), "--cluster", "create",
+            ["redis-cli", *self.cli_args, "--cluster", "create",
              *[nd.addr for nd in self.nodes.values()],
              "--cluster-replicas", str(self.n_replicas), "--cluster-yes"],
             capture_output=True, text=True, timeout=self.start_timeout)
@@ -221,7 +253,7 @@ class RedisCluster(Component):
         return super().log_tails(max(5, lines // 3))
 
     def describe(self) -> str:
-        return f"redis-cluster {','.join(map(str, self.nodes))}"
+        return f"redis-cluster{' (tls)' if self.tls else ''} {','.join(map(str, self.nodes))}"
 
     # ----------------------------------------------------------- addressing
     @property
@@ -236,6 +268,12 @@ class RedisCluster(Component):
     def seeds_csv(self) -> str:
         return ",".join(self.seeds)
 
+    @property
+    def cli_args(self) -> list[str]:
+        """What ``redis-cli`` needs besides host and port to talk to a node:
+        the password, the TLS files."""
+        return _cli_args(self.password, self.tls)
+
     def _live_ports(self) -> list[int]:
         return [p for p, n in self.nodes.items() if n.alive() and not n.frozen]
 
@@ -246,7 +284,7 @@ class RedisCluster(Component):
         ``check=True`` raises :class:`HarnessError` on a Redis error reply.
         ``cluster_mode=True`` adds ``-c`` (follow MOVED/ASK).
         """
-        argv = ["redis-cli", "-h", HOST, "-p", str(port), *_auth_args(self.password)]
+        argv = ["redis-cli", "-h", HOST, "-p", str(port), *self.cli_args]
         if cluster_mode:
             argv.append("-c")
         argv += [str(a) for a in args]
@@ -457,7 +495,7 @@ class RedisCluster(Component):
         """Replicas (up to ``want``) that acknowledge a short-lived write to
         master ``port`` within 200 ms; one connection, as WAIT counts that
         client's writes."""
-        argv = ["redis-cli", "-h", HOST, "-p", str(port), *_auth_args(self.password)]
+        argv = ["redis-cli", "-h", HOST, "-p", str(port), *self.cli_args]
         r = subprocess.run(argv, input=f"SET {key} 1 PX 1000\nWAIT {want} 200\n", capture_output=True,
                            text=True, timeout=5)
         lines = r.stdout.split()
