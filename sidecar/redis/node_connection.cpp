@@ -73,6 +73,7 @@ bool NodeConnection::connect(std::string &error) {
         return false;
     }
     connected_ = false;
+    answered_ = false;
     connect_started_ms_ = now_ms();
     auth_refused_ = false;
     sent_password_ = opts_.password;
@@ -358,18 +359,16 @@ void NodeConnection::on_event(bufferevent *bev, short events, void *arg) {
     }
     if ((events & BEV_EVENT_CONNECTED) != 0) {
         self->connected_ = true;
-        // With a password the node is usable, and backoff over, only once
-        // it accepts the AUTH.
-        if (self->opts_.password.empty()) {
-            self->connect_failures_ = 0;
-        }
         return;
     }
     if ((events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0) {
         return;
     }
     const std::string why = self->transport_error(events);
-    if (!self->connected_) {
+    // A peer that accepts and hangs up before answering anything (a TLS
+    // port spoken to in plain text, a proxy with no backend) is refusing
+    // too: back off rather than reconnect at once, forever.
+    if (!self->answered_) {
         self->note_connect_failure();
     }
     self->teardown(why);
@@ -422,6 +421,12 @@ void NodeConnection::on_read(bufferevent *bev, void *arg) {
 void NodeConnection::handle_reply(const redisReply &reply) {
     const Sent sent = sent_.front();
     sent_.pop_front();
+    answered_ = true;
+    // The node is usable, and backoff over, once it answers; with a
+    // password, once it accepts the AUTH (on_auth_reply).
+    if (sent_password_.empty()) {
+        connect_failures_ = 0;
+    }
     const redisReply *r = &reply;
     if (sent.kind == Kind::Auth) {
         on_auth_reply(*r);

@@ -125,8 +125,9 @@ class NodeConnection {
     // commands are being reported.
     const std::string &last_error() const { return last_error_; }
     std::size_t unanswered() const { return sent_.size() + held_.size(); }
-    // Connect attempts that failed since the last successful one (with a
-    // password: a refused AUTH is a failed attempt, success is an accepted one).
+    // Connect attempts that failed since the last successful one: refused,
+    // timed out, or closed before any reply (with a password: a refused AUTH
+    // is a failed attempt, success is an accepted one).
     int connect_failures() const { return connect_failures_; }
     // When the connection last failed (timeout, error, refused); -1 never.
     int64_t last_failure_ms() const { return last_failure_ms_; }
@@ -204,6 +205,7 @@ class NodeConnection {
     std::vector<std::string> unsent_; // RESP of the commands sent while resolving, in order
     EventPtr deferred_ev_;
     bool connected_ = false; // TCP connected and, with TLS, the handshake done
+    bool answered_ = false;  // a reply came on this connection
     int64_t connect_started_ms_ = 0;
     int connect_failures_ = 0;
     int64_t next_connect_ms_ = 0;

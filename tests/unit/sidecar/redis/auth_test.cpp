@@ -19,24 +19,13 @@ using levee::redis::ClusterOptions;
 using levee::redis::HostPort;
 using levee::redis::NodeConnection;
 using levee::redis::Reply;
+using levee::redis::testing::BasePtr;
 using levee::redis::testing::FakeNode;
+using levee::redis::testing::run_until;
 
 namespace {
 
-struct BaseFree {
-    void operator()(event_base *b) const { event_base_free(b); }
-};
-using BasePtr = std::unique_ptr<event_base, BaseFree>;
-
 constexpr const char *kWrongPass = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
-
-template <typename Pred> bool run_until(event_base *base, Pred done, int timeout_ms = 5000) {
-    const auto deadline = levee::redis::now_ms() + timeout_ms;
-    while (!done() && levee::redis::now_ms() < deadline) {
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    }
-    return done();
-}
 
 std::string bulk(const std::string &s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
 

@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -19,7 +20,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "node_connection.hpp"
+
 namespace levee::redis::testing {
+
+struct BaseFree {
+    void operator()(event_base *b) const { event_base_free(b); }
+};
+using BasePtr = std::unique_ptr<event_base, BaseFree>;
+
+// Turns the loop until `done()` or the timeout; returns done().
+template <typename Pred> bool run_until(event_base *base, Pred done, int timeout_ms = 5000) {
+    const int64_t deadline = now_ms() + timeout_ms;
+    while (!done() && now_ms() < deadline) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    return done();
+}
 
 class FakeNode {
 public:

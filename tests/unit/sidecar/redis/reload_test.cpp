@@ -13,22 +13,11 @@
 
 using levee::redis::NodeConnection;
 using levee::redis::Reply;
+using levee::redis::testing::BasePtr;
 using levee::redis::testing::FakeNode;
+using levee::redis::testing::run_until;
 
 namespace {
-
-struct BaseFree {
-    void operator()(event_base *b) const { event_base_free(b); }
-};
-using BasePtr = std::unique_ptr<event_base, BaseFree>;
-
-template <typename Pred> bool run_until(event_base *base, Pred done, int timeout_ms = 3000) {
-    const auto deadline = levee::redis::now_ms() + timeout_ms;
-    while (!done() && levee::redis::now_ms() < deadline) {
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    }
-    return done();
-}
 
 struct Recorder : NodeConnection::Handler {
     std::vector<std::pair<uint64_t, int>> replies; // (id, replicas acked)
