@@ -302,11 +302,13 @@ bool Daemon::Parts::start_redis() {
     metrics.describe_histogram("leveed_redis_command_duration_seconds",
                                "From a command to its reply, redirects and retries included.",
                                {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
+    metrics.describe("leveed_redis_node_connections", "gauge",
+                     "Connections kept to Redis nodes: seeds, masters, redirect targets; departed ones are closed.");
     redis->set_latency_observer(
         [this](double seconds) { metrics.observe("leveed_redis_command_duration_seconds", {}, seconds); });
     // The client keeps cumulative counts; they are published as counters.
     for (const char *name : {"commands", "errors", "moved", "ask", "refused_full", "slot_refreshes", "retries",
-                             "node_commands", "node_errors", "auth_failures", "unreplicated"}) {
+                             "node_commands", "node_errors", "auth_failures", "unreplicated", "connections_retired"}) {
         metrics.describe(std::string("leveed_redis_") + name + "_total", "counter",
                          std::string("Redis Cluster client: ") + name + ".");
     }
@@ -392,6 +394,8 @@ void Daemon::Parts::update_gauges() {
         metrics.set("leveed_redis_auth_failures_total", {}, static_cast<double>(s.auth_failures));
         metrics.set("leveed_redis_unreplicated_total", {}, static_cast<double>(s.wait_short));
         metrics.set("leveed_redis_in_flight", {}, static_cast<double>(redis->in_flight()));
+        metrics.set("leveed_redis_connections_retired_total", {}, static_cast<double>(s.connections_retired));
+        metrics.set("leveed_redis_node_connections", {}, static_cast<double>(redis->node_connections()));
         metrics.set("leveed_redis_up", {}, s.reachable ? 1 : 0);
         for (const auto &[node, counts] : s.per_node_commands_errors) {
             metrics.set("leveed_redis_node_commands_total", {{"node", node}}, static_cast<double>(counts.first));

@@ -48,8 +48,12 @@ ClusterClient::ClusterClient(event_base *base, std::vector<HostPort> seeds, Clus
             for (auto &entry : self->nodes_) {
                 entry.second->check_timeouts(now);
             }
+            // Departed nodes whose last commands were answered (or lost) since.
+            self->retire_departed();
         },
         this));
+    retire_ev_.reset(evtimer_new(
+        base_, [](int, short, void *arg) { static_cast<ClusterClient *>(arg)->retire_departed(); }, this));
     const int tick_ms = std::clamp(std::min(opts_.command_timeout_ms, opts_.connect_timeout_ms) / 10, 5, 100);
     const timeval tick = to_timeval(tick_ms);
     event_add(tick_ev_.get(), &tick);
@@ -60,6 +64,7 @@ ClusterClient::~ClusterClient() {
     retry_ev_.reset();
     refresh_ev_.reset();
     tick_ev_.reset();
+    retire_ev_.reset();
     // Silent: the commands they carried are failed below.
     nodes_.clear();
     slot_nodes_.clear();
@@ -100,6 +105,8 @@ void ClusterClient::set_auth(const std::string &user, const std::string &passwor
 
 NodeConnection &ClusterClient::node(const HostPort &addr) {
     std::string name = addr.str();
+    // Wanted again (a redirect, a refresh) before it was retired: keep it.
+    departed_.erase(name);
     auto it = nodes_.find(name);
     if (it == nodes_.end()) {
         NodeConnection::Options nopts;
@@ -514,6 +521,7 @@ void ClusterClient::apply_slot_map(SlotMap map) {
         slot_nodes_.push_back(&node(hp));
     }
     if (changed) {
+        mark_departed();
         log::info("redis_slots_changed", {{"masters", static_cast<unsigned long>(slots_.nodes().size())},
                                           {"covered", static_cast<unsigned long>(slots_.covered_slots())}});
         // Parked commands were waiting for exactly this: retry them now
@@ -524,6 +532,45 @@ void ClusterClient::apply_slot_map(SlotMap map) {
             const timeval now{0, 0};
             evtimer_add(retry_ev_.get(), &now);
         }
+    }
+}
+
+void ClusterClient::mark_departed() {
+    std::set<std::string> kept;
+    for (const HostPort &hp : slots_.nodes()) {
+        kept.insert(hp.str());
+    }
+    for (const HostPort &hp : seeds_) {
+        kept.insert(hp.str());
+    }
+    for (const auto &entry : nodes_) {
+        if (kept.count(entry.first) == 0) {
+            departed_.insert(entry.first);
+        }
+    }
+    if (!departed_.empty() && retire_ev_) {
+        // This runs inside the callback of the connection that answered
+        // CLUSTER SLOTS, which may be one of those to destroy.
+        const timeval now{0, 0};
+        evtimer_add(retire_ev_.get(), &now);
+    }
+}
+
+void ClusterClient::retire_departed() {
+    for (auto it = departed_.begin(); it != departed_.end();) {
+        const auto node = nodes_.find(*it);
+        if (node == nodes_.end()) {
+            it = departed_.erase(it);
+            continue;
+        }
+        if (node->second->unanswered() > 0) {
+            ++it; // its replies are still delivered; the tick looks again
+            continue;
+        }
+        log::info("redis_node_retired", {{"node", *it}});
+        nodes_.erase(node);
+        ++stats_.connections_retired;
+        it = departed_.erase(it);
     }
 }
 

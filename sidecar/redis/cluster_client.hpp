@@ -20,6 +20,7 @@
 #include <memory>
 #include <queue>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -65,17 +66,18 @@ struct ClusterOptions {
 };
 
 struct ClusterStats {
-    uint64_t commands = 0;          // accepted by command()
-    uint64_t errors = 0;            // completed with an Error reply, Redis's or the client's
-    uint64_t moved = 0;             // MOVED replies followed
-    uint64_t ask = 0;               // ASK replies followed
-    uint64_t refused_full = 0;      // command() refused at max_in_flight
-    uint64_t slot_refreshes = 0;    // CLUSTER SLOTS replies applied
-    uint64_t retries = 0;           // attempts parked for a retry
-    uint64_t timeouts = 0;          // connections dropped for an unanswered command or connect
-    uint64_t connection_errors = 0; // connections lost otherwise
-    uint64_t wait_short = 0;        // replies reported unreplicated: WAIT saw fewer replicas than asked
-    uint64_t auth_failures = 0;     // connections whose AUTH a node refused
+    uint64_t commands = 0;            // accepted by command()
+    uint64_t errors = 0;              // completed with an Error reply, Redis's or the client's
+    uint64_t moved = 0;               // MOVED replies followed
+    uint64_t ask = 0;                 // ASK replies followed
+    uint64_t refused_full = 0;        // command() refused at max_in_flight
+    uint64_t slot_refreshes = 0;      // CLUSTER SLOTS replies applied
+    uint64_t retries = 0;             // attempts parked for a retry
+    uint64_t timeouts = 0;            // connections dropped for an unanswered command or connect
+    uint64_t connection_errors = 0;   // connections lost otherwise
+    uint64_t wait_short = 0;          // replies reported unreplicated: WAIT saw fewer replicas than asked
+    uint64_t auth_failures = 0;       // connections whose AUTH a node refused
+    uint64_t connections_retired = 0; // connections closed because their node left the slot map
     // The last command completed with a reply from Redis (even an error
     // reply), not with the client giving up: the cluster is reachable.
     bool reachable = false;
@@ -129,6 +131,9 @@ class ClusterClient final : private NodeConnection::Handler {
     // redirects and retries included.
     void set_latency_observer(std::function<void(double seconds)> observer) { latency_observer_ = std::move(observer); }
     std::size_t in_flight() const { return commands_.size(); }
+    // Node connections kept (seeds, masters, redirect targets), connected or
+    // not: without retirement this would grow with every node ever seen.
+    std::size_t node_connections() const { return nodes_.size(); }
 
     // A reload: every node, and those found later, WAIT this way for the
     // commands sent from now on.
@@ -175,6 +180,13 @@ class ClusterClient final : private NodeConnection::Handler {
     void handle_refresh_reply(NodeConnection &node, uint64_t generation, const Reply *reply);
     void refresh_failed(const std::string &error);
     void apply_slot_map(SlotMap map);
+    // Marks the connections to nodes that are neither masters in slots_ nor
+    // seeds, and arms retire_departed() for the next loop turn.
+    void mark_departed();
+    // Destroys the marked connections that have nothing unanswered; the
+    // others stay marked until their commands are answered or lost. Runs
+    // from the client's timers, never inside a connection's callback.
+    void retire_departed();
 
     event_base *base_;
     std::vector<HostPort> seeds_;
@@ -187,6 +199,7 @@ class ClusterClient final : private NodeConnection::Handler {
     std::map<std::string, std::unique_ptr<NodeConnection>> nodes_; // by "host:port"
     SlotMap slots_;
     std::vector<NodeConnection *> slot_nodes_; // parallel to slots_.nodes()
+    std::set<std::string> departed_;           // nodes_ keys awaiting retirement; node() takes one back
 
     std::unordered_map<uint64_t, std::unique_ptr<Command>> commands_;
     uint64_t next_id_ = 1;
@@ -212,6 +225,7 @@ class ClusterClient final : private NodeConnection::Handler {
     EventPtr retry_ev_;
     EventPtr refresh_ev_;
     EventPtr tick_ev_;
+    EventPtr retire_ev_;
 };
 
 } // namespace levee::redis

@@ -79,6 +79,26 @@ public:
         }
         return out;
     }
+    // Accepted connections the peer has not closed.
+    int open_connections() const {
+        int n = 0;
+        for (const auto &c : conns_) {
+            n += c->ev != nullptr;
+        }
+        return n;
+    }
+    // While held, answers are kept back (in order) until release(): a
+    // command stays in flight as long as the test needs.
+    void hold_answers() { holding_ = true; }
+    void release_answers() {
+        holding_ = false;
+        for (const auto &c : conns_) {
+            if (c->fd >= 0 && !c->held.empty()) {
+                write_all(c->fd, c->held);
+            }
+            c->held.clear();
+        }
+    }
 
 private:
     struct EventFree {
@@ -90,6 +110,7 @@ private:
         std::unique_ptr<event, EventFree> ev;
         std::string in;
         std::vector<Command> commands;
+        std::string held; // answers kept back by hold_answers()
         ~Conn() {
             ev.reset();
             if (fd >= 0) {
@@ -134,8 +155,16 @@ private:
             }
             out += answer;
         }
-        // Small answers to a local peer: one blocking-enough write.
-        if (!out.empty() && ::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
+        if (conn->node->holding_) {
+            conn->held += out;
+        } else if (!out.empty()) {
+            write_all(fd, out);
+        }
+    }
+
+    // Small answers to a local peer: one blocking-enough write.
+    static void write_all(int fd, const std::string &out) {
+        if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
             std::abort();
         }
     }
@@ -175,6 +204,7 @@ private:
     int port_ = 0;
     std::unique_ptr<event, EventFree> accept_ev_;
     std::vector<std::unique_ptr<Conn>> conns_;
+    bool holding_ = false;
 };
 
 } // namespace levee::redis::testing
