@@ -1,6 +1,7 @@
 """leveed's Redis Cluster client against a real cluster while its topology
 changes: a master killed with SIGKILL, a master frozen, slots migrated. The
-stream of writes never stops for good and no acknowledged write is lost."""
+stream of writes never stops for good and no acknowledged write is lost; the
+connection to a master that left the cluster is closed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.request
 
 from harness import build
 from harness.redis_cluster import key_hash_slot
@@ -97,3 +99,49 @@ def test_live_client_unit_tests_against_the_cluster(redis_cluster):
                        env={**os.environ, "LEVEE_REDIS_SEEDS": redis_cluster.seeds_csv})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "[  PASSED  ] 1 test" in r.stdout and "SKIPPED" not in r.stdout, r.stdout
+
+
+def test_leveed_closes_the_connection_to_a_master_that_left(make_redis_cluster, mongo_db, make_leveed, levee_build):
+    """A master killed and failed over leaves the slot map: leveed drops its
+    connection (it would otherwise keep one per node it ever saw)."""
+    cluster = make_redis_cluster()
+    masters = [port for port, _id, _r in cluster.masters()]
+    victim, seed = masters[0], masters[1]
+    d = make_leveed(redis_seeds=[f"127.0.0.1:{seed}"], mongo_uri=mongo_db.uri, metrics=True)
+
+    def probe(key: str) -> None:
+        r = subprocess.run([levee_build.leveectl, "--socket", d.socket_path, "--admin-socket", d.admin_socket_path,
+                            "probe", key, "v"], capture_output=True, text=True, timeout=40)
+        assert r.returncode == 0 and "redis_value=v" in r.stdout, r.stdout + r.stderr
+
+    # a connection to every master
+    keys = cluster.key_for_each_master("departed-")
+    for key in keys.values():
+        probe(key)
+    wait_metric(d, "leveed_redis_node_connections", 3)
+    assert metric(d, "leveed_redis_connections_retired_total") == 0
+
+    cluster.kill_node(victim)
+    cluster.wait_ok(timeout=30)
+    # the victim's slots are served by its promoted replica; the probe finds it
+    probe(keys[victim])
+    d.wait_for_log(r"\binfo redis_node_retired node=127\.0\.0\.1:%d\b" % victim, timeout=20)
+    wait_metric(d, "leveed_redis_connections_retired_total", 1)
+    # the seed, the other master, the promoted replica
+    wait_metric(d, "leveed_redis_node_connections", 3)
+    assert re.findall(r"redis_node_retired node=(\S+)", d.log()) == [f"127.0.0.1:{victim}"], d.log()[-3000:]
+
+
+def metric(leveed, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{leveed.metrics_port}/metrics", timeout=5).read().decode()
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert m, f"{name} not in /metrics"
+    return float(m.group(1))
+
+
+def wait_metric(leveed, name: str, want: float, timeout: float = 20) -> None:
+    """Metrics are published on leveed's housekeeping tick: poll, bounded."""
+    deadline = time.monotonic() + timeout
+    while metric(leveed, name) != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric(leveed, name) == want
