@@ -117,6 +117,10 @@ bool reopen(std::string &error) {
 }
 
 std::string format_line(Level level, std::string_view event, std::initializer_list<Field> fields) {
+    return format_line(level, event, fields.begin(), fields.size());
+}
+
+std::string format_line(Level level, std::string_view event, const Field *fields, std::size_t n) {
     struct timeval tv;
     gettimeofday(&tv, nullptr);
     struct tm tm;
@@ -131,20 +135,24 @@ std::string format_line(Level level, std::string_view event, std::initializer_li
     line.append(level_name(level));
     line.push_back(' ');
     line.append(event);
-    for (const Field &f : fields) {
+    for (const Field *f = fields; f != fields + n; f++) {
         line.push_back(' ');
-        line.append(f.key);
+        line.append(f->key);
         line.push_back('=');
-        append_value(line, f.value);
+        append_value(line, f->value);
     }
     return line;
 }
 
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+    write(level, event, fields.begin(), fields.size());
+}
+
+void write(Level level, std::string_view event, const Field *fields, std::size_t n) {
     if (!enabled(level)) {
         return;
     }
-    std::string line = format_line(level, event, fields);
+    std::string line = format_line(level, event, fields, n);
     line.push_back('\n');
     std::lock_guard<std::mutex> lock(g_file_mutex);
     // O_APPEND plus one write(2) per line keeps lines whole.

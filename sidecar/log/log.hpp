@@ -2,6 +2,7 @@
 // with a single write(2) so lines from different threads never interleave.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -38,9 +39,12 @@ void set_level(Level level);
 bool enabled(Level level);
 
 void write(Level level, std::string_view event, std::initializer_list<Field> fields = {});
+// The same with fields put together at run time (LogThrottle adds one).
+void write(Level level, std::string_view event, const Field *fields, std::size_t n);
 
 // Formats one line without the trailing newline; exposed for tests.
 std::string format_line(Level level, std::string_view event, std::initializer_list<Field> fields);
+std::string format_line(Level level, std::string_view event, const Field *fields, std::size_t n);
 
 inline void debug(std::string_view e, std::initializer_list<Field> f = {}) {
     write(Level::kDebug, e, f);

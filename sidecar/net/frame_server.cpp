@@ -1,6 +1,5 @@
 #include "frame_server.hpp"
 
-#include <chrono>
 #include <cstring>
 
 #include <unistd.h>
@@ -16,11 +15,6 @@ namespace {
 Labels with(Labels labels, const Labels &more) {
     labels.insert(labels.end(), more.begin(), more.end());
     return labels;
-}
-
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
 }
 
 } // namespace
@@ -78,22 +72,13 @@ bool FrameServer::peer_allowed(int fd) {
         return true;
     }
     metrics_.inc("leveed_peers_refused_total", {{"socket", options_.admin ? "admin" : "nginx"}});
-    // A refused peer may retry in a loop: say it at most once a second.
-    const std::int64_t now = now_ms();
-    if (refused_logged_ms_ != 0 && now - refused_logged_ms_ < 1000) {
-        refused_unlogged_++;
-        return false;
-    }
-    log::warn("peer_refused", {{"socket", options_.socket_path},
-                               {"pid", static_cast<long>(peer.pid)},
-                               {"uid", known ? std::to_string(peer.uid) : "-"},
-                               {"gid", known ? std::to_string(peer.gid) : "-"},
-                               {"allowed", options_.peers.describe()},
-                               {"not_logged", refused_unlogged_},
-                               {"hint", options_.admin ? "the admin socket serves root and leveed's user only"
-                                                       : "allow the peer with allow_users or allow_groups"}});
-    refused_logged_ms_ = now;
-    refused_unlogged_ = 0;
+    log_throttle_.warn("peer_refused", {{"socket", options_.socket_path},
+                                        {"pid", static_cast<long>(peer.pid)},
+                                        {"uid", known ? std::to_string(peer.uid) : "-"},
+                                        {"gid", known ? std::to_string(peer.gid) : "-"},
+                                        {"allowed", options_.peers.describe()},
+                                        {"hint", options_.admin ? "the admin socket serves root and leveed's user only"
+                                                                : "allow the peer with allow_users or allow_groups"}});
     return false;
 }
 

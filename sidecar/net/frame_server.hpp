@@ -10,6 +10,7 @@
 
 #include "event_ptr.hpp"
 #include "frame_connection.hpp"
+#include "log_throttle.hpp"
 #include "metrics.hpp"
 #include "peer_credentials.hpp"
 #include "unix_listener.hpp"
@@ -79,9 +80,8 @@ class FrameServer : public FrameSink {
     std::uint64_t next_id_ = 1;
     bool accept_failing_ = false; // logged once per episode of failed accepts
     Labels labels_;               // {socket="admin"} on the admin socket's metrics
-    // Refused peers are logged at most once a second, with how many were not.
-    std::int64_t refused_logged_ms_ = 0;
-    std::uint64_t refused_unlogged_ = 0;
+    // A refused peer may retry in a loop.
+    log::LogThrottle log_throttle_;
 };
 
 } // namespace levee

@@ -176,7 +176,8 @@ bool Dispatcher::forbidden(FrameConnection &conn, const Levee__Frame &frame) {
         return false;
     }
     metrics_.inc("leveed_requests_refused_total", {{"reason", reason}});
-    log::warn("request_refused", {{"conn", conn.id()}, {"peer", conn.peer}, {"reason", reason}, {"error", error}});
+    log_throttle_.warn(std::string("request_refused/") + reason, "request_refused",
+                       {{"conn", conn.id()}, {"peer", conn.peer}, {"reason", reason}, {"error", error}});
     refuse(conn, frame, error);
     return true;
 }

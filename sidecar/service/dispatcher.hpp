@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "log_throttle.hpp"
 #include "net/frame_server.hpp"
 #include "service/limit_service.hpp"
 #include "service/presence_service.hpp"
@@ -54,6 +55,8 @@ class Dispatcher : public FrameHandler {
     // connection at once: one connection gets at most this many work items.
     std::uint32_t max_connection_in_flight_ = 50000;
     std::uint32_t presence_buckets_ = kDefaultPresenceBuckets;
+    // A peer may repeat a forbidden request in a loop.
+    log::LogThrottle log_throttle_;
 };
 
 const char *frame_type_name(Levee__Frame__BodyCase body);

@@ -150,7 +150,7 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
                                                       : " differs from the period_us " +
                                                             std::to_string(z->second.period_us) + " and capacity " +
                                                             std::to_string(z->second.capacity) + " declared at hello");
-                    log::warn("limit_lease_undeclared", {{"zone", g.zone}, {"error", st->error}});
+                    log_throttle_.warn("limit_lease_undeclared", {{"zone", g.zone}, {"error", st->error}});
                 }
                 continue;
             }
@@ -164,7 +164,7 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
             if (st->error.empty()) {
                 st->error = "invalid lease: period_us " + std::to_string(e.period_us) + " and capacity " +
                             std::to_string(e.capacity) + " are outside what a zone can declare";
-                log::warn("limit_lease_invalid", {{"zone", g.zone}, {"error", st->error}});
+                log_throttle_.warn("limit_lease_invalid", {{"zone", g.zone}, {"error", st->error}});
             }
         }
     }
@@ -201,7 +201,8 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
             metrics_.inc("leveed_limit_leases_total", {{"result", "timeout"}}, static_cast<double>(expired));
             if (state.error.empty()) {
                 state.error = "redis: no answer within " + std::to_string(deadline_ms_) + " ms";
-                log::warn("limit_lease_timeout", {{"keys", static_cast<long>(expired)}, {"error", state.error}});
+                log_throttle_.warn("limit_lease_timeout",
+                                   {{"keys", static_cast<long>(expired)}, {"error", state.error}});
             }
             state.finish();
         };
@@ -264,7 +265,7 @@ void LimitService::handle(std::uint64_t request_id, const Levee__LimitLeaseReque
                     g.failed = true;
                     if (st->error.empty()) {
                         st->error = r.is_error() ? r.str : "unexpected reply to limit_lease";
-                        log::warn("limit_lease_failed", {{"zone", g.zone}, {"error", st->error}});
+                        log_throttle_.warn("limit_lease_failed", {{"zone", g.zone}, {"error", st->error}});
                     }
                 }
                 one_done();

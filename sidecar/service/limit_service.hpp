@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "levee.pb-c.h"
+#include "log_throttle.hpp"
 
 struct event_base;
 #include "net/frame_connection.hpp"
@@ -67,6 +68,9 @@ class LimitService {
     // command again, id included, when it cannot know whether it ran.
     std::string lease_owner_;
     std::uint64_t next_lease_ = 0;
+    // Each lease may fail alike: a peer repeating an undeclared one, every
+    // worker's leases while Redis is away.
+    log::LogThrottle log_throttle_;
 };
 
 } // namespace levee

@@ -539,7 +539,7 @@ void PresenceService::lookup_offline(const std::shared_ptr<QueryAnswer> &a, std:
                           }
                           metrics_.inc("leveed_presence_offline_lookups_total", {{"result", ok ? "ok" : "error"}});
                           if (!ok) {
-                              log::warn("presence_offline_lookup_failed", {{"error", error}});
+                              log_throttle_.warn("presence_offline_lookup_failed", {{"error", error}});
                           }
                           for (std::size_t k = 0; k < ids.size(); k++) {
                               const auto it = seen.find(ids[k]);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "levee.pb-c.h"
+#include "log_throttle.hpp"
 #include "service/presence_loss.hpp"
 #include "service/probe.hpp"
 #include "service/spool_feed.hpp"
@@ -120,6 +121,8 @@ class PresenceService {
     std::unordered_map<std::string, std::int64_t> maintained_;
     // room -> user -> expires_ms; expired members are dropped by queries
     std::unordered_map<std::string, std::unordered_map<std::string, std::int64_t>> local_rooms_;
+    // Every query's lookup fails alike while MongoDB is away.
+    log::LogThrottle log_throttle_;
 };
 
 } // namespace levee

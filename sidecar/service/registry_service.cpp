@@ -100,7 +100,7 @@ void RegistryService::handle(std::uint64_t request_id, const Levee__RegistryBatc
                 metrics_.inc("leveed_registry_entries_total", {{"result", "failed"}});
                 if (st->error.empty()) {
                     st->error = r.str;
-                    log::warn("registry_write_failed", {{"error", r.str}});
+                    log_throttle_.warn("registry_write_failed", {{"error", r.str}});
                 }
             } else {
                 st->written++;

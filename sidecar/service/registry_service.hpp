@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "levee.pb-c.h"
+#include "log_throttle.hpp"
 #include "service/probe.hpp"
 
 namespace levee {
@@ -37,6 +38,8 @@ class RegistryService {
     Metrics &metrics_;
     // standalone: redis key -> (server, expiry in steady-clock ms)
     std::unordered_map<std::string, std::pair<std::string, std::int64_t>> local_;
+    // Every batch fails alike while Redis refuses writes.
+    log::LogThrottle log_throttle_;
 };
 
 } // namespace levee

@@ -9,6 +9,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -174,3 +175,54 @@ def test_a_registry_batch_needs_a_declared_registry(make_leveed):
         _, _, reply = c.receive()
         assert reply.get(1) == [1] and reply.get(2) == [1], reply
     assert metric(leveed, "leveed_requests_refused_total", '{reason="undeclared_registry"}') == 1
+
+
+# ------------------------------------------------------------ a peer that repeats a refusal
+BURST = 2000
+REPEATED = {
+    # an undeclared lease, refused key by key by the limit service
+    "lease": dict(hello=frames.hello(limit_zones=[("z", 100_000, 10)]),
+                  request=lambda rid: frames.lease([("z", b"victim", DAY_US, 1, 1)], request_id=rid),
+                  reply=frames.LIMIT_LEASE_REPLY, event="limit_lease_undeclared",
+                  counter=("leveed_limit_leases_total", '{result="undeclared"}')),
+    # a registry batch of a ttl the hello did not declare, refused whole by the dispatcher
+    "registry": dict(hello=frames.hello(),
+                     request=lambda rid: frames.frame(rid, frames.REGISTRY_BATCH,
+                                                      [(1, 60000), (2, [(1, b"alice"), (2, "10.9.9.9:80")])]),
+                     reply=frames.REGISTRY_ACK, event="request_refused",
+                     counter=("leveed_requests_refused_total", '{reason="undeclared_registry"}')),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REPEATED))
+def test_a_refusal_repeated_thousands_of_times_is_counted_each_time_and_logged_once_a_second(make_leveed, kind):
+    r = REPEATED[kind]
+    leveed = make_leveed(metrics=True)
+    rid = 1
+    with frames.RawClient(leveed.socket_path) as c:
+        c.send(r["hello"])
+        assert c.receive()[1] == frames.HELLO_REPLY
+        started = time.monotonic()
+        # in rounds, so that neither side's socket buffer fills while the other waits
+        for _ in range(BURST // 200):
+            c.send(b"".join(r["request"](rid + i) for i in range(1, 201)))
+            for i in range(1, 201):
+                assert c.receive()[:2] == (rid + i, r["reply"])
+            rid += 200
+        elapsed = time.monotonic() - started
+        burst_lines = re.findall(rf"^\S+ warn {r['event']} ", leveed.log(), re.M)
+        assert metric(leveed, *r["counter"]) == BURST
+        # one line a second at most (the first at once)
+        assert 1 <= len(burst_lines) <= elapsed + 1, f"{len(burst_lines)} lines in {elapsed:.1f} s"
+
+        # past the interval, the next refusal is logged and says how many were not
+        time.sleep(1.1)
+        c.send(r["request"](rid + 1))
+        assert c.receive()[:2] == (rid + 1, r["reply"])
+    not_logged = [int(n) for n in
+                  re.findall(rf"^\S+ warn {r['event']} .* not_logged=(\d+)$", leveed.log(), re.M)]
+    assert len(not_logged) == len(burst_lines) + 1, leveed.log()[-2000:]
+    assert not_logged[0] == 0
+    # every refusal is either a line or counted in the next one
+    assert len(not_logged) + sum(not_logged) == BURST + 1, not_logged
+    assert metric(leveed, *r["counter"]) == BURST + 1
