@@ -15,16 +15,11 @@ std::int64_t LogThrottle::steady_now_ms() {
 }
 
 bool LogThrottle::allow(const std::string &key, std::uint64_t &not_logged) {
-    const std::int64_t now = now_ms_();
-    const auto [it, first] = kinds_.try_emplace(key);
-    Kind &kind = it->second;
-    if (!first && now - kind.logged_ms < interval_ms_) {
-        kind.held++;
+    LogBudget &kind = kinds_.try_emplace(key, 1, interval_ms_).first->second;
+    if (!kind.take(now_ms_())) {
         return false;
     }
-    not_logged = kind.held;
-    kind.logged_ms = now;
-    kind.held = 0;
+    not_logged = kind.take_suppressed();
     return true;
 }
 

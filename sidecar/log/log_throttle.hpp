@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "log.hpp"
+#include "log_budget.hpp"
 
 namespace levee::log {
 
@@ -40,14 +41,9 @@ class LogThrottle {
     static std::int64_t steady_now_ms();
 
   private:
-    struct Kind {
-        std::int64_t logged_ms = 0;
-        std::uint64_t held = 0;
-    };
-
     std::int64_t interval_ms_;
     Clock now_ms_;
-    std::unordered_map<std::string, Kind> kinds_;
+    std::unordered_map<std::string, LogBudget> kinds_; // one line per interval each
 };
 
 } // namespace levee::log

@@ -72,7 +72,7 @@ class PresenceWriter {
     bool prepared_ = false;
     bool index_settled_ = false;
     std::size_t ops_per_command_ = 0; // 0: as many as libmongoc sends in one command
-    LogBudget loss_log_{5, 60000};
+    log::LogBudget loss_log_{5, 60000};
     std::thread thread_;
 };
 

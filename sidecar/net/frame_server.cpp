@@ -93,7 +93,8 @@ void FrameServer::accept(int fd) {
     }
     if (connections_.size() >= options_.max_connections) {
         metrics_.inc("leveed_connections_refused_total", labels_);
-        log::warn("connection_refused", {{"reason", "max_connections"}, {"limit", options_.max_connections}});
+        // A peer reconnecting in a loop would otherwise write a line per attempt.
+        log_throttle_.warn("connection_refused", {{"reason", "max_connections"}, {"limit", options_.max_connections}});
         ::close(fd);
         return;
     }

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "log_budget.hpp"
 
 using namespace levee;
 
@@ -60,15 +59,4 @@ TEST(PrintableBytes, EscapesWhatIsNotPrintableAscii) {
     EXPECT_EQ(printable_bytes("alice"), "alice");
     EXPECT_EQ(printable_bytes(std::string("a\xff\x01z")), "a\\xff\\x01z");
     EXPECT_EQ(printable_bytes("a\\b"), "a\\x5cb");
-}
-
-TEST(LogBudget, AllowsSoManyPerWindowAndCountsTheRest) {
-    LogBudget budget(2, 1000);
-    EXPECT_TRUE(budget.take(5000));
-    EXPECT_TRUE(budget.take(5100));
-    EXPECT_FALSE(budget.take(5200));
-    EXPECT_FALSE(budget.take(5900));
-    EXPECT_EQ(budget.take_suppressed(), 2u);
-    EXPECT_TRUE(budget.take(6000)); // a new window
-    EXPECT_EQ(budget.take_suppressed(), 0u);
 }

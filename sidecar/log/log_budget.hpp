@@ -1,11 +1,12 @@
 // At most `per_window` log lines of one kind per window: a stream of refused
 // records must not flood the log. What was left out is counted, so the next
-// line allowed can say how many were not.
+// line allowed can say how many were not. One kind, one thread; LogThrottle
+// keeps one per kind.
 #pragma once
 
 #include <cstdint>
 
-namespace levee {
+namespace levee::log {
 
 class LogBudget {
   public:
@@ -13,7 +14,8 @@ class LogBudget {
 
     // Whether a line may be written at `now_ms`; if not, it is counted.
     bool take(std::int64_t now_ms) {
-        if (now_ms - window_start_ms_ >= window_ms_ || now_ms < window_start_ms_) {
+        if (!started_ || now_ms - window_start_ms_ >= window_ms_ || now_ms < window_start_ms_) {
+            started_ = true;
             window_start_ms_ = now_ms;
             used_ = 0;
         }
@@ -35,9 +37,10 @@ class LogBudget {
   private:
     std::uint32_t per_window_;
     std::int64_t window_ms_;
+    bool started_ = false;
     std::int64_t window_start_ms_ = 0;
     std::uint32_t used_ = 0;
     std::uint64_t suppressed_ = 0;
 };
 
-} // namespace levee
+} // namespace levee::log
