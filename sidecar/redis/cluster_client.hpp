@@ -99,7 +99,7 @@ class ClusterClient final : private NodeConnection::Handler {
     };
 
     ClusterClient(event_base *base, std::vector<HostPort> seeds, ClusterOptions opts = {});
-    // Frees every hiredis context and timer. Commands still in flight get a
+    // Closes every node connection and timer. Commands still in flight get a
     // "LEVEE_SHUTDOWN" error reply from inside the destructor (command()
     // refuses new ones meanwhile), then drain() waiters run. Destroy the
     // client before its event_base.

@@ -32,7 +32,7 @@ class Resolver {
 
     virtual ~Resolver() = default;
     // `done` runs on the loop, later: never from inside resolve(). An IPv4
-    // address is preferred, as hiredis does.
+    // address is preferred, as hiredis did (getaddrinfo order, AF_INET first).
     virtual std::unique_ptr<Lookup> resolve(const std::string &host, Done done) = 0;
 };
 
