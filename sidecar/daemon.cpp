@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <utility>
 #include <vector>
 
 #include <event2/event.h>
@@ -397,10 +398,14 @@ void Daemon::Parts::update_gauges() {
         metrics.set("leveed_redis_connections_retired_total", {}, static_cast<double>(s.connections_retired));
         metrics.set("leveed_redis_node_connections", {}, static_cast<double>(redis->node_connections()));
         metrics.set("leveed_redis_up", {}, s.reachable ? 1 : 0);
+        // Replaced, not set: a retired node's series leave /metrics with it.
+        std::vector<std::pair<Labels, double>> commands, errors;
         for (const auto &[node, counts] : s.per_node_commands_errors) {
-            metrics.set("leveed_redis_node_commands_total", {{"node", node}}, static_cast<double>(counts.first));
-            metrics.set("leveed_redis_node_errors_total", {{"node", node}}, static_cast<double>(counts.second));
+            commands.push_back({{{"node", node}}, static_cast<double>(counts.first)});
+            errors.push_back({{{"node", node}}, static_cast<double>(counts.second)});
         }
+        metrics.replace("leveed_redis_node_commands_total", commands);
+        metrics.replace("leveed_redis_node_errors_total", errors);
     }
 }
 

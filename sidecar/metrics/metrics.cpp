@@ -60,6 +60,19 @@ void Metrics::set(const std::string &name, const Labels &labels, double value) {
     f.series[key] = value;
 }
 
+void Metrics::replace(const std::string &name, const std::vector<std::pair<Labels, double>> &series) {
+    std::map<std::string, double> next;
+    for (const auto &[labels, value] : series) {
+        next[render_labels(labels)] = value;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    Family &f = families_[name];
+    if (f.type.empty()) {
+        f.type = "gauge";
+    }
+    f.series = std::move(next);
+}
+
 void Metrics::describe_histogram(const std::string &name, const std::string &help, std::vector<double> upper_bounds) {
     std::sort(upper_bounds.begin(), upper_bounds.end());
     std::lock_guard<std::mutex> lock(mutex_);

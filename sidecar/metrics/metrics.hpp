@@ -19,6 +19,11 @@ class Metrics {
     void describe(const std::string &name, const std::string &type, const std::string &help);
     void inc(const std::string &name, const Labels &labels = {}, double by = 1);
     void set(const std::string &name, const Labels &labels, double value);
+    // Sets every series of a family at once: a series not in `series` is
+    // dropped, so a family that follows changing things (Redis nodes) does
+    // not keep one series per thing ever seen. A scrape sees the old set or
+    // the new one, never a mix.
+    void replace(const std::string &name, const std::vector<std::pair<Labels, double>> &series);
     // A histogram's buckets are fixed when it is declared: every series of a
     // family must share them for Prometheus to aggregate across labels.
     void describe_histogram(const std::string &name, const std::string &help, std::vector<double> upper_bounds);

@@ -569,6 +569,9 @@ void ClusterClient::retire_departed() {
         }
         log::info("redis_node_retired", {{"node", *it}});
         nodes_.erase(node);
+        // Its counters go with it: with failovers rebuilding nodes at new
+        // addresses, keeping them would grow the map (and /metrics) forever.
+        stats_.per_node_commands_errors.erase(*it);
         ++stats_.connections_retired;
         it = departed_.erase(it);
     }

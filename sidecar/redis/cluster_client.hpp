@@ -81,7 +81,8 @@ struct ClusterStats {
     // The last command completed with a reply from Redis (even an error
     // reply), not with the client giving up: the cluster is reachable.
     bool reachable = false;
-    // "host:port" -> (commands sent to the node, failed attempts and error replies there)
+    // "host:port" -> (commands sent to the node, failed attempts and error
+    // replies there); a node's entry leaves with its retired connection.
     std::map<std::string, std::pair<uint64_t, uint64_t>> per_node_commands_errors;
 };
 

@@ -120,6 +120,9 @@ def test_leveed_closes_the_connection_to_a_master_that_left(make_redis_cluster, 
         probe(key)
     wait_metric(d, "leveed_redis_node_connections", 3)
     assert metric(d, "leveed_redis_connections_retired_total") == 0
+    victim_node = f"127.0.0.1:{victim}"
+    wait_for(lambda: victim_node in node_series(d, "leveed_redis_node_commands_total"),
+             f"no series for {victim_node} before the kill")
 
     cluster.kill_node(victim)
     cluster.wait_ok(timeout=30)
@@ -129,19 +132,36 @@ def test_leveed_closes_the_connection_to_a_master_that_left(make_redis_cluster, 
     wait_metric(d, "leveed_redis_connections_retired_total", 1)
     # the seed, the other master, the promoted replica
     wait_metric(d, "leveed_redis_node_connections", 3)
-    assert re.findall(r"redis_node_retired node=(\S+)", d.log()) == [f"127.0.0.1:{victim}"], d.log()[-3000:]
+    assert re.findall(r"redis_node_retired node=(\S+)", d.log()) == [victim_node], d.log()[-3000:]
+    # its per-node series leave /metrics with it; those of live nodes stay
+    for family in ("leveed_redis_node_commands_total", "leveed_redis_node_errors_total"):
+        wait_for(lambda: victim_node not in node_series(d, family),
+                 f"{family}{{node=\"{victim_node}\"}} is still in /metrics after the retirement")
+    assert f"127.0.0.1:{seed}" in node_series(d, "leveed_redis_node_commands_total")
+
+
+def metrics_text(leveed) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{leveed.metrics_port}/metrics", timeout=5).read().decode()
+
+
+def node_series(leveed, family: str) -> set[str]:
+    """The node labels of a per-node family's series."""
+    return set(re.findall(rf'^{re.escape(family)}{{node="([^"]+)"}} ', metrics_text(leveed), re.M))
+
+
+def wait_for(condition, message: str, timeout: float = 20) -> None:
+    """Metrics are published on leveed's housekeeping tick: poll, bounded."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert condition(), message
 
 
 def metric(leveed, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{leveed.metrics_port}/metrics", timeout=5).read().decode()
-    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    m = re.search(rf"^{re.escape(name)} (\S+)$", metrics_text(leveed), re.M)
     assert m, f"{name} not in /metrics"
     return float(m.group(1))
 
 
 def wait_metric(leveed, name: str, want: float, timeout: float = 20) -> None:
-    """Metrics are published on leveed's housekeeping tick: poll, bounded."""
-    deadline = time.monotonic() + timeout
-    while metric(leveed, name) != want and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert metric(leveed, name) == want
+    wait_for(lambda: metric(leveed, name) == want, f"{name} != {want}", timeout)

@@ -30,6 +30,28 @@ TEST(Metrics, EscapesLabelValues) {
     EXPECT_NE(m.render().find("x_total{node=\"a\\\"b\\\\c\"} 1"), std::string::npos) << m.render();
 }
 
+TEST(Metrics, ReplaceDropsSeriesNotInTheNewSet) {
+    levee::Metrics m;
+    m.describe("leveed_redis_node_commands_total", "counter", "Per node.");
+    m.replace("leveed_redis_node_commands_total", {{{{"node", "a:1"}}, 5}, {{{"node", "b:1"}}, 7}});
+    m.replace("leveed_redis_node_commands_total", {{{{"node", "b:1"}}, 8}, {{{"node", "c:1"}}, 1}});
+    const std::string text = m.render();
+    EXPECT_EQ(text.find("node=\"a:1\""), std::string::npos) << "a dropped series is still rendered:\n" << text;
+    EXPECT_NE(text.find("leveed_redis_node_commands_total{node=\"b:1\"} 8\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("leveed_redis_node_commands_total{node=\"c:1\"} 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("# TYPE leveed_redis_node_commands_total counter\n"), std::string::npos) << text;
+    EXPECT_EQ(m.value("leveed_redis_node_commands_total", {{"node", "a:1"}}), 0);
+}
+
+TEST(Metrics, ReplaceLeavesOtherFamiliesAlone) {
+    levee::Metrics m;
+    m.set("x_total", {{"node", "a:1"}}, 1);
+    m.set("y_total", {{"node", "a:1"}}, 2);
+    m.replace("x_total", {});
+    EXPECT_EQ(m.render().find("x_total{"), std::string::npos) << m.render();
+    EXPECT_EQ(m.value("y_total", {{"node", "a:1"}}), 2);
+}
+
 TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
     levee::Metrics m;
     m.describe_histogram("leveed_redis_command_duration_seconds", "Redis latency.", {0.01, 0.001, 0.1});

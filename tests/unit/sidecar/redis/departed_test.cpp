@@ -126,6 +126,28 @@ TEST(ClusterDeparted, NodeThatLostAllItsSlotsIsDisconnected) {
     EXPECT_EQ(t.b->received().size(), 1u) << "B was reconnected to";
 }
 
+// A retired node's per-node counters go with it; those of the nodes still
+// connected stay.
+TEST(ClusterDeparted, RetiredNodeLeavesThePerNodeStats) {
+    TwoMasters t;
+    ClusterClient client(t.base.get(), {{"127.0.0.1", t.seed.port()}}, patient());
+    ASSERT_TRUE(start(t.base.get(), client));
+    EXPECT_EQ(get(t.base.get(), client, "k").str, "a");
+    const std::string a = t.a->addr();
+    const std::string b = t.b->addr();
+    ASSERT_EQ(client.stats().per_node_commands_errors.count(a), 1u);
+
+    t.owner = t.b->port();
+    EXPECT_EQ(get(t.base.get(), client, "k").str, "b");
+    ASSERT_TRUE(run_until(t.base.get(), [&] { return client.stats().connections_retired == 1u; }));
+    const auto &per_node = client.stats().per_node_commands_errors;
+    EXPECT_EQ(per_node.count(a), 0u) << "the retired node A is still counted";
+    ASSERT_EQ(per_node.count(b), 1u);
+    EXPECT_EQ(per_node.at(b).first, 1u);
+    EXPECT_EQ(get(t.base.get(), client, "k").str, "b");
+    EXPECT_EQ(client.stats().per_node_commands_errors.at(b).first, 2u) << "B's count was reset";
+}
+
 // A node that comes back (here a MOVED points at it again) gets a new
 // connection, and the command goes through.
 TEST(ClusterDeparted, RetiredNodeThatComesBackGetsANewConnection) {
