@@ -324,32 +324,25 @@ void NodeConnection::fail_held() {
 
 std::string NodeConnection::transport_error(short events) const {
     const int err = errno;
-    std::string why;
     if (opts_.tls) {
         SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
         const long verify = ssl != nullptr ? SSL_get_verify_result(ssl) : X509_V_OK;
         if (verify != X509_V_OK) {
             return std::string("TLS: certificate verify failed: ") + X509_verify_cert_error_string(verify);
         }
-        for (unsigned long e = bufferevent_get_openssl_error(bev_.get()); e != 0;
-             e = bufferevent_get_openssl_error(bev_.get())) {
-            if (ERR_GET_LIB(e) == 0) {
-                continue; // libevent queues SSL_get_error()'s code among OpenSSL's errors
-            }
-            char buf[256];
-            ERR_error_string_n(e, buf, sizeof(buf));
-            why += why.empty() ? "TLS: " : "; ";
-            why += buf;
-        }
-        if (!why.empty()) {
-            return why;
+        const std::string errors = openssl_errors([this] { return bufferevent_get_openssl_error(bev_.get()); });
+        if (!errors.empty()) {
+            return "TLS: " + errors;
         }
     }
     if ((events & BEV_EVENT_ERROR) != 0 && err != 0 && err != EAGAIN && err != EINPROGRESS) {
         return std::strerror(err);
     }
-    why = connected_ ? "connection closed" : "connection closed before it was ready";
-    return opts_.tls && !connected_ ? why + " (TLS handshake)" : why;
+    if (connected_) {
+        return "connection closed";
+    }
+    return opts_.tls ? "connection closed before it was ready (TLS handshake)"
+                     : "connection closed before it was ready";
 }
 
 void NodeConnection::on_event(bufferevent *bev, short events, void *arg) {

@@ -11,9 +11,12 @@
 
 namespace levee::redis {
 
-std::string openssl_errors() {
+std::string openssl_errors(const std::function<unsigned long()> &next) {
     std::string out;
-    for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    for (unsigned long e = next(); e != 0; e = next()) {
+        if (ERR_GET_LIB(e) == 0) {
+            continue;
+        }
         char buf[256];
         ERR_error_string_n(e, buf, sizeof(buf));
         out += out.empty() ? "" : "; ";

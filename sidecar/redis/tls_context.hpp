@@ -8,9 +8,11 @@
 // a password sent to whoever answers.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 namespace levee::redis {
@@ -45,7 +47,9 @@ class TlsContext {
     std::string server_name_;
 };
 
-// OpenSSL's queued errors as one line ("" when none), emptying the queue.
-std::string openssl_errors();
+// The errors drained from `next` (OpenSSL's queue of this thread, or a
+// bufferevent's) as one line, "; " between them, "" when none. Codes of no
+// library are left out: libevent queues SSL_get_error()'s result among them.
+std::string openssl_errors(const std::function<unsigned long()> &next = &ERR_get_error);
 
 } // namespace levee::redis
